@@ -1,0 +1,42 @@
+import type { Template } from '../tdl/index.js';
+import type { ImageRecord } from '../store/types.js';
+
+/**
+ * One unit of build work and its undo, like a Packer step. `run` must be
+ * repeatable (a restored build re-runs the step it was in, so it checks what
+ * already exists first); `undo` must be safe after a partial run and safe to
+ * run twice.
+ */
+export interface BuildStep {
+  run(ctx: StepContext): Promise<void>;
+  undo(ctx: StepContext): Promise<void>;
+}
+
+/** What an OS plugin does for a base image build, one step per machine state. */
+export interface OsPlugin {
+  prepare: BuildStep;
+  install: BuildStep;
+  customize: BuildStep;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface StepContext {
+  image: ImageRecord;
+  template: Template;
+  parameters: Record<string, unknown>;
+  /** Private scratch directory of this build, named after its id so leftovers can be reaped. */
+  workdir: string;
+  /** Where the finished disk must be written; the snapshot step takes it from here. */
+  diskPath: string;
+  /** Aborted on cancel, timeout, or shutdown. */
+  signal: AbortSignal;
+  log(line: string): void;
+  progress(percent: number, activity: string): void;
+  /** Spawns a program in its own process group, output to the build log; the group is killed on abort. */
+  run(command: string, args: string[], options?: { cwd?: string; env?: Record<string, string>; input?: string }): Promise<RunResult>;
+}

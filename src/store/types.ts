@@ -1,0 +1,53 @@
+/** The image records of the warehouse, as the store keeps them and the API shows them. */
+
+export type ImageKind = 'BaseImage' | 'TargetImage' | 'ProviderImage';
+
+export const STATUSES = ['NEW', 'PENDING', 'BUILDING', 'COMPLETE', 'FAILED', 'CANCELLED', 'DELETING', 'DELETED', 'DELETEFAILED'] as const;
+export type ImageStatus = (typeof STATUSES)[number];
+
+/** A typed failure: a stable code for programs and a message for people. */
+export interface BuildError {
+  code: string;
+  message: string;
+  /** Extra facts: command name, exit code, output tail, screenshot path… */
+  details?: Record<string, unknown>;
+}
+
+export interface ImageRecord {
+  id: string;
+  kind: ImageKind;
+  status: ImageStatus;
+  /** The build machine's current state value, e.g. `installing`. */
+  phase: string;
+  activity: string;
+  error: BuildError | null;
+  percentComplete: number;
+  /** TDL text; rootpw is masked when shown over the API. */
+  template: string | null;
+  icicle: string | null;
+  parameters: Record<string, unknown>;
+  properties: Record<string, unknown>;
+  baseImageId: string | null;
+  targetImageId: string | null;
+  target: string | null;
+  provider: string | null;
+  identifierOnProvider: string | null;
+  providerAccountIdentifier: string | null;
+  /** Absolute path of the body file, or null before there is one. */
+  bodyPath: string | null;
+  /** Absolute build deadline (ms since epoch), counted from submission. */
+  deadline: number | null;
+  created: string;
+  updated: string;
+}
+
+export interface TransitionRecord {
+  imageId: string;
+  seq: number;
+  from: string | null;
+  to: string;
+  event: string;
+  at: string;
+}
+
+export const FINAL_STATUSES: readonly ImageStatus[] = ['COMPLETE', 'FAILED', 'CANCELLED', 'DELETED', 'DELETEFAILED'];
