@@ -1,0 +1,201 @@
+/**
+ * The table of every configuration key: type, default, meaning, whether it holds secrets, and the
+ * daemon flag that overrides it. Spellings are exactly those of the original Image Factory.
+ */
+
+export interface ImageManagerArgs {
+  storage_path: string;
+  [name: string]: unknown;
+}
+
+export interface Config {
+  debug: boolean;
+  verbose: boolean;
+  no_ssl: boolean;
+  no_oauth: boolean;
+  ssl_pem: string | null;
+  imgdir: string;
+  tmpdir: string;
+  timeout: number;
+  plugins: string;
+  port: number;
+  address: string;
+  foreground: boolean;
+  'ec2-32bit-util': string;
+  'ec2-64bit-util': string;
+  ec2_ami_type: 'ebs' | 's3';
+  rhevm_image_format: 'qcow2' | 'raw';
+  openstack_image_format: 'qcow2' | 'raw';
+  clients: Record<string, string>;
+  max_concurrent_local_sessions: number;
+  max_concurrent_ec2_sessions: number;
+  image_manager: 'file';
+  image_manager_args: ImageManagerArgs;
+  tdl_require_root_pw: boolean;
+  jeos_config: string[];
+}
+
+export type ConfigKey = keyof Config;
+
+/** The shapes a value can have; `validate.ts` checks them and `describeType` words them. */
+export type ValueType =
+  /** true/false, or 0/1 as the original's files wrote them. */
+  | { kind: 'boolean' }
+  | { kind: 'number'; integer: boolean; min: number; max?: number }
+  | { kind: 'string' }
+  | { kind: 'path'; nullable: boolean }
+  | { kind: 'enum'; values: readonly string[] }
+  /** An object whose values are all strings (`clients`). */
+  | { kind: 'string-map' }
+  | { kind: 'path-list' }
+  /** An object merged over the default; the listed properties must be non-empty strings. */
+  | { kind: 'object'; strings: readonly string[] };
+
+/**
+ * `map-values`: every value of the map is a secret (the names are not).
+ * `matching-names`: properties whose name looks like a password, secret, key or token are secrets.
+ */
+export type SecretKind = 'map-values' | 'matching-names';
+
+export interface KeySpec<K extends ConfigKey = ConfigKey> {
+  type: ValueType;
+  default: Config[K];
+  description: string;
+  secret?: SecretKind;
+  /** The `imagefactoryd` option that overrides the key (`--port`), if any. */
+  flag?: string;
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/imagefactory/imagefactory.conf';
+
+const BOOLEAN: ValueType = { kind: 'boolean' };
+const PATH: ValueType = { kind: 'path', nullable: false };
+const STRING: ValueType = { kind: 'string' };
+const DISK_FORMAT: ValueType = { kind: 'enum', values: ['qcow2', 'raw'] };
+
+/** Every key, in the order of `conf/imagefactory.conf` and `docs/configuration.md`. */
+export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
+  debug: { type: BOOLEAN, default: false, flag: '--debug', description: 'Log everything, for debugging.' },
+  verbose: { type: BOOLEAN, default: false, flag: '--verbose', description: 'Log more than warnings and errors.' },
+  no_ssl: { type: BOOLEAN, default: false, flag: '--no_ssl', description: 'Serve the REST API over plain HTTP instead of HTTPS.' },
+  no_oauth: {
+    type: BOOLEAN,
+    default: false,
+    flag: '--no_oauth',
+    description: 'Do not require two-legged OAuth 1.0a signatures on REST requests.',
+  },
+  ssl_pem: {
+    type: { kind: 'path', nullable: true },
+    default: null,
+    flag: '--ssl_pem',
+    description: 'PEM file with the HTTPS certificate and private key; null generates a transient self-signed certificate at start-up.',
+  },
+  imgdir: { type: PATH, default: '/var/lib/imagefactory/images', flag: '--imgdir', description: 'Directory where image files are built.' },
+  tmpdir: { type: PATH, default: '/tmp', flag: '--tmpdir', description: 'Directory for temporary files.' },
+  timeout: {
+    type: { kind: 'number', integer: false, min: 0 },
+    default: 3600,
+    flag: '--timeout',
+    description: 'Time limit of an image build, in seconds.',
+  },
+  plugins: { type: PATH, default: '/etc/imagefactory/plugins.d', flag: '--plugins', description: 'Directory of plugin `.info` files.' },
+  port: {
+    type: { kind: 'number', integer: true, min: 0, max: 65535 },
+    default: 8075,
+    flag: '--port',
+    description: 'TCP port of the REST API (0 picks a free port).',
+  },
+  address: { type: STRING, default: '0.0.0.0', flag: '--address', description: 'Address (interface) the REST API listens on.' },
+  foreground: {
+    type: BOOLEAN,
+    default: false,
+    flag: '--foreground',
+    description: 'Stay in the foreground; accepted for compatibility, the daemon never forks (run it under a service manager).',
+  },
+  'ec2-32bit-util': {
+    type: STRING,
+    default: 'm1.small',
+    flag: '--ec2-32bit-util',
+    description: 'EC2 instance type of the utility instance for 32-bit builds.',
+  },
+  'ec2-64bit-util': {
+    type: STRING,
+    default: 't2.micro',
+    flag: '--ec2-64bit-util',
+    description: 'EC2 instance type of the utility instance for 64-bit builds.',
+  },
+  ec2_ami_type: { type: { kind: 'enum', values: ['ebs', 's3'] }, default: 'ebs', description: 'Kind of AMI registered on EC2: EBS-backed or S3 (instance-store).' },
+  rhevm_image_format: { type: DISK_FORMAT, default: 'qcow2', description: 'Disk format of images pushed to RHEV-M.' },
+  openstack_image_format: { type: DISK_FORMAT, default: 'qcow2', description: 'Disk format of images pushed to OpenStack.' },
+  clients: {
+    type: { kind: 'string-map' },
+    default: {},
+    secret: 'map-values',
+    description: 'OAuth consumers: a map of consumer key to consumer secret. The secrets are never printed or logged.',
+  },
+  max_concurrent_local_sessions: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 2,
+    description: 'How many builds may use the local hypervisor at once.',
+  },
+  max_concurrent_ec2_sessions: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 4,
+    description: 'How many EC2 utility instances may run at once.',
+  },
+  image_manager: { type: { kind: 'enum', values: ['file'] }, default: 'file', description: 'Where image records are stored.' },
+  image_manager_args: {
+    type: { kind: 'object', strings: ['storage_path'] },
+    default: { storage_path: '/var/lib/imagefactory/storage' },
+    secret: 'matching-names',
+    description:
+      'Arguments of the image manager, merged over the default; `storage_path` is the directory of image records and bodies. Properties named like a password, secret, key or token are never printed.',
+  },
+  tdl_require_root_pw: { type: BOOLEAN, default: false, description: 'Refuse templates that do not set a root password.' },
+  jeos_config: {
+    type: { kind: 'path-list' },
+    default: [],
+    description: 'Files listing prebuilt base machine images, one a line: `target:provider:os:version:arch:image_id[:user[:cmd_prefix]]`.',
+  },
+};
+
+/** Every key, in table order. */
+export const CONFIG_KEYS = Object.keys(SCHEMA) as ConfigKey[];
+
+export function isConfigKey(name: string): name is ConfigKey {
+  return Object.prototype.hasOwnProperty.call(SCHEMA, name);
+}
+
+/** A fresh copy of the defaults (objects and lists are not shared with the table). */
+export function defaultConfig(): Config {
+  const config = {} as Record<ConfigKey, unknown>;
+  for (const key of CONFIG_KEYS) config[key] = structuredClone(SCHEMA[key].default);
+  return config as Config;
+}
+
+/** `a non-negative number`, `one of "ebs", "s3"`… — the words used in error messages and the docs. */
+export function describeType(type: ValueType): string {
+  switch (type.kind) {
+    case 'boolean':
+      return 'a boolean (true, false, 0 or 1)';
+    case 'number': {
+      const noun = type.integer ? 'integer' : 'number';
+      if (type.max !== undefined) return `an ${noun} from ${type.min} to ${type.max}`;
+      if (type.min === 0) return `a non-negative ${noun}`;
+      if (type.min === 1 && type.integer) return 'a positive integer';
+      return `a ${noun} of at least ${type.min}`;
+    }
+    case 'string':
+      return 'a non-empty string';
+    case 'path':
+      return type.nullable ? 'a path (non-empty string) or null' : 'a path (non-empty string)';
+    case 'enum':
+      return `one of ${type.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'string-map':
+      return 'an object whose values are strings';
+    case 'path-list':
+      return 'a list of paths (non-empty strings)';
+    case 'object':
+      return 'an object';
+  }
+}
