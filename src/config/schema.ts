@@ -33,6 +33,8 @@ export interface Config {
   image_manager_args: ImageManagerArgs;
   tdl_require_root_pw: boolean;
   jeos_config: string[];
+  max_queued_builds: number;
+  phase_timeouts: Record<string, number>;
 }
 
 export type ConfigKey = keyof Config;
@@ -47,6 +49,8 @@ export type ValueType =
   | { kind: 'enum'; values: readonly string[] }
   /** An object whose values are all strings (`clients`). */
   | { kind: 'string-map' }
+  /** An object whose values are non-negative numbers (`phase_timeouts`). */
+  | { kind: 'number-map' }
   | { kind: 'path-list' }
   /** An object merged over the default; the listed properties must be non-empty strings. */
   | { kind: 'object'; strings: readonly string[] };
@@ -157,6 +161,17 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     default: [],
     description: 'Files listing prebuilt base machine images, one a line: `target:provider:os:version:arch:image_id[:user[:cmd_prefix]]`.',
   },
+  max_queued_builds: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 32,
+    description: 'How many builds may wait for a slot; beyond it submissions are refused with 503 until the queue drains.',
+  },
+  phase_timeouts: {
+    type: { kind: 'number-map' },
+    default: { preparing: 1800, installing: 1200, customizing: 1800, snapshotting: 1800 },
+    description:
+      'Time limit in seconds of each build phase (machine state), on top of the whole-build `timeout`; a phase not listed has no limit of its own. A build that overruns ends FAILED with code `timeout`.',
+  },
 };
 
 /** Every key, in table order. */
@@ -193,6 +208,8 @@ export function describeType(type: ValueType): string {
       return `one of ${type.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'string-map':
       return 'an object whose values are strings';
+    case 'number-map':
+      return 'an object whose values are non-negative numbers';
     case 'path-list':
       return 'a list of paths (non-empty strings)';
     case 'object':

@@ -66,6 +66,14 @@ function checkType(type: ValueType, value: unknown, path: string, fallback: unkn
       }
       return problems.length ? { ok: false, problems } : { ok: true, value: { ...value } };
     }
+    case 'number-map': {
+      if (!isObject(value)) return wrong();
+      const problems: ValueProblem[] = [];
+      for (const [name, v] of Object.entries(value)) {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) problems.push({ path: `${path}.${name}`, expected: 'a non-negative number', got: describeGot(v, secret) });
+      }
+      return problems.length ? { ok: false, problems } : { ok: true, value: { ...value } };
+    }
     case 'path-list': {
       if (!Array.isArray(value)) return wrong();
       const problems: ValueProblem[] = [];

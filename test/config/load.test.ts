@@ -35,6 +35,8 @@ describe('loading the configuration', () => {
       image_manager_args: { storage_path: '/var/lib/imagefactory/storage' },
       tdl_require_root_pw: false,
       jeos_config: [],
+      max_queued_builds: 32,
+      phase_timeouts: { preparing: 1800, installing: 1200, customizing: 1800, snapshotting: 1800 },
     });
   });
 
@@ -123,10 +125,17 @@ describe('loading the configuration', () => {
     expect(config).toEqual(defaultConfig());
   });
 
+  it('rejects a phase limit that is not a non-negative number, naming the phase', () => {
+    const path = confFile({ phase_timeouts: { installing: -1 } });
+    const e = thrown(() => loadConfig({ configPath: path })) as ConfigError;
+    expect(e.code).toBe('config_wrong_type');
+    expect(e.message).toContain('phase_timeouts.installing');
+  });
+
   it('knows every key of the original by its exact spelling', () => {
     expect(CONFIG_KEYS).toContain('ec2-32bit-util');
     expect(CONFIG_KEYS).toContain('no_ssl');
-    expect(CONFIG_KEYS).toHaveLength(24);
+    expect(CONFIG_KEYS).toHaveLength(26);
   });
 });
 

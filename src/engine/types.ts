@@ -1,0 +1,62 @@
+import type { ImageKind, ImageRecord, TransitionRecord } from '../store/types.js';
+
+/** What a client asks for; the API maps REST bodies onto these. */
+export interface BaseImageRequest {
+  template: string;
+  parameters?: Record<string, unknown>;
+}
+export interface TargetImageRequest {
+  target: string;
+  baseImageId?: string;
+  template?: string;
+  parameters?: Record<string, unknown>;
+}
+export interface ProviderImageRequest {
+  target: string;
+  provider: string;
+  /** Passed to the cloud plugin for this build only; never stored, logged or returned. */
+  credentials: string;
+  targetImageId?: string;
+  template?: string;
+  parameters?: Record<string, unknown>;
+}
+
+/** Published after the store has committed it. */
+export type EngineEvent =
+  | { type: 'transition'; image: ImageRecord; transition: TransitionRecord }
+  | { type: 'progress'; image: ImageRecord }
+  | { type: 'deleted'; image: ImageRecord };
+
+export interface MachineView {
+  /** The machine definition as XState describes it (states, transitions), for drawing. */
+  definition: unknown;
+  /** The current state value. */
+  value: string;
+  /** States visited so far, in order. */
+  visited: string[];
+}
+
+/** The read and command side of the engine that the REST layer, the inspector and the CLI use. */
+export interface EngineApi {
+  readonly version: string;
+  submitBaseImage(req: BaseImageRequest): ImageRecord;
+  submitTargetImage(req: TargetImageRequest): ImageRecord;
+  submitProviderImage(req: ProviderImageRequest): ImageRecord;
+  getImage(id: string): ImageRecord | null;
+  listImages(filter?: { kind?: ImageKind; baseImageId?: string; targetImageId?: string }): ImageRecord[];
+  transitions(id: string): TransitionRecord[];
+  machine(id: string): MachineView;
+  /** Requests cancellation; resolves when the request is accepted, not when the build has stopped. */
+  cancel(id: string): void;
+  /** Deletes asynchronously; refuses an image with children unless cascade. */
+  deleteImage(id: string, opts?: { cascade?: boolean; provider?: string; credentials?: string; target?: string }): void;
+  /** Path of the build log (text), or null. */
+  logPath(id: string): string | null;
+  /** Follows the build log from a byte offset; returns an unsubscribe function. */
+  followLog(id: string, onChunk: (text: string) => void): () => void;
+  subscribe(listener: (event: EngineEvent) => void): () => void;
+  /** Plugins in the REST shape (`.info` fields, `id`, `error` for broken ones), without `href`. */
+  plugins(): Record<string, unknown>[];
+  /** Stops accepting work; running builds stop and stay resumable. */
+  shutdown(): Promise<void>;
+}

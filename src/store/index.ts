@@ -1,0 +1,6 @@
+/** The image warehouse: the SQLite catalog of images and their build history, and the body files on disk. */
+export { Catalog, type ImageFilter, type ImagePatch, type TransitionInput } from './catalog.js';
+export { BodyStore, TEMP_FILE_PREFIX } from './bodies.js';
+export { StoreError, isStoreError, type StoreErrorCode } from './errors.js';
+export { SCHEMA_VERSION } from './schema.js';
+export * from './types.js';
