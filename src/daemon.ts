@@ -1,6 +1,11 @@
+import { join } from 'node:path';
+import { PROJECT_ROOT } from './version.js';
 import type { Config } from './config/index.js';
+import { Engine } from './engine/engine.js';
+import { createApiServer } from './api/server.js';
+import { presentImage } from './api/present.js';
 
-export type DaemonErrorCode = 'not_implemented';
+export type DaemonErrorCode = 'insecure_refused';
 
 export class DaemonError extends Error {
   constructor(
@@ -12,8 +17,56 @@ export class DaemonError extends Error {
   }
 }
 
-/** Starts the build server with a loaded configuration. Not written yet: the engine comes in a later issue. */
-export async function startDaemon(config: Config): Promise<void> {
-  void config;
-  throw new DaemonError('not_implemented', 'the build server is not implemented yet; only --help, --version and --print-config work');
+/** Plugin `.info` files shipped with the checkout, searched after the configured directory. */
+export const SHIPPED_PLUGINS = join(PROJECT_ROOT, 'conf', 'plugins.d');
+
+export interface RunningDaemon {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the build server: the engine (which recovers unfinished builds) and
+ * the REST API. Resolves once it listens.
+ */
+export async function startDaemon(config: Config, log: (line: string) => void = (l) => process.stderr.write(`imagefactoryd: ${l}\n`)): Promise<RunningDaemon> {
+  // Secure by default: until HTTPS and OAuth exist, plain or unauthenticated serving must be asked for explicitly.
+  if (!config.no_ssl) throw new DaemonError('insecure_refused', 'HTTPS is not available in this version yet; start with --no_ssl to serve plain HTTP (on a trusted network only)');
+  if (!config.no_oauth) throw new DaemonError('insecure_refused', 'OAuth is not available in this version yet; start with --no_oauth to serve without authentication (on a trusted network only)');
+
+  let baseUrl = '';
+  const engine = await Engine.create({
+    storagePath: config.image_manager_args.storage_path,
+    workRoot: config.imgdir,
+    timeoutSeconds: config.timeout,
+    phaseLimits: config.phase_timeouts,
+    maxConcurrentLocal: config.max_concurrent_local_sessions,
+    maxConcurrentProvider: config.max_concurrent_ec2_sessions,
+    maxQueued: config.max_queued_builds,
+    pluginDirs: [config.plugins, SHIPPED_PLUGINS],
+    requireRootPassword: config.tdl_require_root_pw,
+    present: (image) => ({ [image.kind === 'BaseImage' ? 'base_image' : image.kind === 'TargetImage' ? 'target_image' : 'provider_image']: presentImage(image, baseUrl) }),
+    log,
+  });
+  // Access lines only when asked for; faults (with their correlation id) always.
+  const apiLog = config.debug || config.verbose ? log : (line: string) => void (/^(internal error|could not answer)/.test(line) && log(line));
+  const api = createApiServer(engine, { log: apiLog });
+  let port: number;
+  try {
+    port = await api.listen(config.port, config.address);
+  } catch (e) {
+    await engine.shutdown();
+    throw e;
+  }
+  const host = config.address.includes(':') ? `[${config.address}]` : config.address;
+  baseUrl = `http://${host}:${port}`;
+  return {
+    url: baseUrl,
+    port,
+    async stop() {
+      await api.close();
+      await engine.shutdown();
+    },
+  };
 }

@@ -6,7 +6,7 @@ import { DaemonError, startDaemon } from '../daemon.js';
 import { VERSION } from '../version.js';
 
 /** Exit codes of `imagefactoryd`. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, notImplemented: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 interface Io {
   out: { write(s: string): unknown };
@@ -33,7 +33,18 @@ export async function runDaemonCli(argv: readonly string[], io: Io = { out: proc
       io.out.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
       return EXIT.ok;
     }
-    await startDaemon(config);
+    const daemon = await startDaemon(config);
+    io.out.write(`imagefactoryd ${VERSION} listening on ${daemon.url}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        say(io, `${signal}: stopping; unfinished builds resume at the next start`);
+        process.off('SIGTERM', onTerm).off('SIGINT', onInt);
+        void daemon.stop().then(resolve, resolve);
+      };
+      const onTerm = () => stop('SIGTERM');
+      const onInt = () => stop('SIGINT');
+      process.on('SIGTERM', onTerm).on('SIGINT', onInt);
+    });
     return EXIT.ok;
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -41,9 +52,9 @@ export async function runDaemonCli(argv: readonly string[], io: Io = { out: proc
       if (e.code === 'usage_invalid') io.err.write('Run `imagefactoryd --help` for the options.\n');
       return EXIT.usage;
     }
-    if (e instanceof DaemonError && e.code === 'not_implemented') {
+    if (e instanceof DaemonError) {
       say(io, e.message);
-      return EXIT.notImplemented;
+      return EXIT.usage;
     }
     say(io, `internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     return EXIT.failed;

@@ -30,7 +30,8 @@ import type { BaseImageRequest, EngineApi, EngineEvent, MachineView, ProviderIma
 
 export interface EngineOptions {
   storagePath: string;
-  tmpdir: string;
+  /** Where builds get their private workdirs (the configuration's `imgdir`). */
+  workRoot: string;
   /** Whole-build limit in seconds, counted from submission. */
   timeoutSeconds: number;
   /** Per working state limits in seconds, e.g. `{ installing: 1200 }`. */
@@ -279,8 +280,8 @@ export class Engine implements EngineApi {
     const i = this.queue.indexOf(build.id);
     if (i !== -1) this.queue.splice(i, 1);
     build.credentials = null;
-    rmSync(workdirFor(this.opts.tmpdir, build.id), { recursive: true, force: true });
-    if (value !== 'complete') reapBuild(build.id, this.opts.tmpdir);
+    rmSync(workdirFor(this.opts.workRoot, build.id), { recursive: true, force: true });
+    if (value !== 'complete') reapBuild(build.id, this.opts.workRoot);
   }
 
   /** Admits queued builds while slots are free. */
@@ -391,7 +392,7 @@ export class Engine implements EngineApi {
   }
 
   private stepContext(image: ImageRecord, signal: AbortSignal): StepContext {
-    const workdir = workdirFor(this.opts.tmpdir, image.id);
+    const workdir = workdirFor(this.opts.workRoot, image.id);
     return {
       image,
       template: templateOf(image, false),
@@ -441,7 +442,7 @@ export class Engine implements EngineApi {
       case 'customize': {
         const plugin = await this.osPluginFor(image).catch(() => null);
         await plugin?.[OS_STEPS[step]].undo(ctx());
-        if (step === 'prepare') await removeWorkdir(workdirFor(this.opts.tmpdir, image.id));
+        if (step === 'prepare') await removeWorkdir(workdirFor(this.opts.workRoot, image.id));
         return;
       }
       case 'snapshot':
@@ -602,7 +603,7 @@ export class Engine implements EngineApi {
     this.publish({ type: 'transition', image: this.catalog.getImage(image.id)!, transition });
     try {
       this.bodies.remove(image.id);
-      reapBuild(image.id, this.opts.tmpdir);
+      reapBuild(image.id, this.opts.workRoot);
       this.catalog.deleteImage(image.id);
       this.publish({ type: 'deleted', image: { ...current, status: 'DELETED', phase: 'deleted', updated: new Date().toISOString() } });
     } catch (e) {
@@ -628,7 +629,7 @@ export class Engine implements EngineApi {
         continue;
       }
       // Processes of the old daemon are orphans now; the step starts over, keeping its workdir.
-      const reaped = reapBuild(image.id, this.opts.tmpdir, { keepWorkdir: true });
+      const reaped = reapBuild(image.id, this.opts.workRoot, { keepWorkdir: true });
       this.logs.write(image.id, `daemon restarted: resuming in state ${value}${reaped.length ? `; reaped ${reaped.join(', ')}` : ''}`);
       const parentId = image.kind === 'TargetImage' ? image.baseImageId : image.kind === 'ProviderImage' ? image.targetImageId : null;
       this.startActor(
@@ -652,7 +653,7 @@ export class Engine implements EngineApi {
     if (image.kind !== 'BaseImage') return true;
     if (!parseTdl(image.template ?? '').ok) return false;
     if (value === 'snapshotting') {
-      return existsSync(join(workdirFor(this.opts.tmpdir, image.id), 'disk.img')) || this.bodies.exists(image.id);
+      return existsSync(join(workdirFor(this.opts.workRoot, image.id), 'disk.img')) || this.bodies.exists(image.id);
     }
     try {
       const template = templateOf(image, false);
@@ -664,7 +665,7 @@ export class Engine implements EngineApi {
 
   private async failInterrupted(image: ImageRecord, value: string | null, steps: string[]): Promise<void> {
     for (const step of [...steps].reverse()) await this.undoStep(image, step).catch(() => undefined);
-    const reaped = reapBuild(image.id, this.opts.tmpdir);
+    const reaped = reapBuild(image.id, this.opts.workRoot);
     const error = { code: 'interrupted', message: `the daemon stopped while the build was ${value ?? 'starting'}, and the build could not be resumed` };
     const snapshot = this.catalog.loadSnapshot(image.id) ?? {};
     const transition = this.catalog.recordTransition(

@@ -46,13 +46,13 @@ export interface EngineApi {
   listImages(filter?: { kind?: ImageKind; baseImageId?: string; targetImageId?: string }): ImageRecord[];
   transitions(id: string): TransitionRecord[];
   machine(id: string): MachineView;
-  /** Requests cancellation; resolves when the request is accepted, not when the build has stopped. */
+  /** Requests cancellation and returns at once; the build reaches CANCELLED when its undo has run. */
   cancel(id: string): void;
   /** Deletes asynchronously; refuses an image with children unless cascade. */
   deleteImage(id: string, opts?: { cascade?: boolean; provider?: string; credentials?: string; target?: string }): void;
   /** Path of the build log (text), or null. */
   logPath(id: string): string | null;
-  /** Follows the build log from a byte offset; returns an unsubscribe function. */
+  /** Follows the build log: text written after the call (the file at `logPath` has what came before); returns an unsubscribe function. */
   followLog(id: string, onChunk: (text: string) => void): () => void;
   subscribe(listener: (event: EngineEvent) => void): () => void;
   /** Plugins in the REST shape (`.info` fields, `id`, `error` for broken ones), without `href`. */

@@ -6,7 +6,8 @@
 // between chunks and rejects); only if it has not settled after `cancelGraceMs` is the run aborted
 // through piscina. A task still waiting in the queue (it has not called `begin()`) is removed from
 // the queue at once, as that kills nothing.
-import { existsSync, readFileSync } from 'node:fs';
+import { PROJECT_ROOT } from '../version.js';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +66,7 @@ export class WorkerPool {
     const maxThreads = options.maxThreads ?? Math.max(1, availableParallelism() - 1);
     if (!Number.isInteger(maxThreads) || maxThreads < 1) throw new RangeError(`maxThreads must be a positive integer, got ${maxThreads}`);
     this.#graceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
-    this.#sha256Worker = options.sha256Worker ?? join(projectRoot(), 'dist', 'workers', 'sha256.js');
+    this.#sha256Worker = options.sha256Worker ?? join(PROJECT_ROOT, 'dist', 'workers', 'sha256.js');
     if (!existsSync(this.#sha256Worker)) throw new PoolWorkerMissingError(this.#sha256Worker);
     this.#piscina = new Piscina({ filename: this.#sha256Worker, maxThreads, minThreads: 1, idleTimeout: 30_000 });
     const onWorkerError = options.onWorkerError ?? ((error: Error) => process.emitWarning(error));
@@ -166,21 +167,3 @@ function checkRange({ offset, length }: ByteRange): void {
   }
 }
 
-let root: string | undefined;
-
-/** The directory of the package.json named "imagefactory", above this module (in `src/` or `dist/src/`). */
-function projectRoot(): string {
-  if (root !== undefined) return root;
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'imagefactory') return (root = dir);
-      } catch {
-        // not a readable manifest: keep walking up
-      }
-    }
-    if (dirname(dir) === dir) throw new Error(`no package.json named "imagefactory" above ${start}`);
-  }
-}

@@ -93,9 +93,15 @@ describe('the imagefactoryd program', () => {
     expect(r.err).toContain('unknown key "colour" ignored');
   });
 
-  it('starting the server says it is not implemented yet and exits 3', () => {
-    const r = daemon('--config', confFile({}), '--no_ssl', '--no_oauth', '--port', '0');
-    expect(r.code).toBe(3);
-    expect(r.err).toContain('imagefactoryd: the build server is not implemented yet');
+  it('refuses to serve plain HTTP unless --no_ssl is given, exiting 2', () => {
+    const r = daemon('--config', confFile({}), '--no_oauth', '--port', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('imagefactoryd: HTTPS is not available in this version yet; start with --no_ssl');
+  });
+
+  it('refuses to serve without authentication unless --no_oauth is given, exiting 2', () => {
+    const r = daemon('--config', confFile({}), '--no_ssl', '--port', '0');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('imagefactoryd: OAuth is not available in this version yet; start with --no_oauth');
   });
 });

@@ -101,7 +101,7 @@ describe('secrets', () => {
       expectNoSecret(r.all);
     }
     const ok = await cli('--config', confFile({ clients: { app: consumerSecret }, extra_password: password }), '--no_ssl');
-    expect(ok.code).toBe(3);
+    expect(ok.code).toBe(2);
     expect(ok.err).toContain('imagefactoryd: warning: ');
     expectNoSecret(ok.all);
   });

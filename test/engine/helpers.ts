@@ -16,7 +16,7 @@ export async function testEngine(overrides: Partial<EngineOptions> = {}) {
   const root = mkdtempSync(join(tmpdir(), 'if-engine-test-'));
   const opts: EngineOptions = {
     storagePath: join(root, 'storage'),
-    tmpdir: join(root, 'tmp'),
+    workRoot: join(root, 'work'),
     timeoutSeconds: 60,
     maxConcurrentLocal: 2,
     maxConcurrentProvider: 2,
@@ -34,7 +34,7 @@ export async function testEngine(overrides: Partial<EngineOptions> = {}) {
     },
     leftovers: () => {
       try {
-        return readdirSync(opts.tmpdir);
+        return readdirSync(opts.workRoot);
       } catch {
         return [];
       }

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../src/version.js';
+
+/** Runs the built `imagefactoryd` as a separate process, as a user would; shared by the daemon tests and the benchmarks. */
+const DAEMON = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'imagefactoryd.js');
+
+export interface Daemon {
+  url: string;
+  proc: ChildProcess;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** A scratch area with a configuration file pointing storage, imgdir and tmpdir into it. */
+export function daemonHome(plugins: string, extra: Record<string, unknown> = {}) {
+  const root = mkdtempSync(join(tmpdir(), 'if-daemon-test-'));
+  const dirs = { storage: join(root, 'storage'), imgdir: join(root, 'images'), tmpdir: join(root, 'tmp') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  const config = join(root, 'imagefactory.conf');
+  writeFileSync(
+    config,
+    JSON.stringify({ image_manager_args: { storage_path: dirs.storage }, imgdir: dirs.imgdir, tmpdir: dirs.tmpdir, plugins, ...extra }),
+  );
+  return {
+    root,
+    config,
+    dirs,
+    /** Entries left in imgdir and tmpdir: temp files of builds. */
+    leftovers: () => [...readdirSync(dirs.imgdir), ...readdirSync(dirs.tmpdir)],
+    remove: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+/** Starts `imagefactoryd` as a user would, on a free loopback port, and waits until it listens. */
+export function startDaemon(config: string, ...flags: string[]): Promise<Daemon> {
+  const proc = spawn(process.execPath, [DAEMON, '--foreground', '--no_ssl', '--no_oauth', '--address', '127.0.0.1', '--port', '0', '--config', config, ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 15_000);
+    const onData = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      proc.stdout!.off('data', onData);
+      resolve({
+        url: m[1]!,
+        proc,
+        output: () => out,
+        async stop(signal: NodeJS.Signals = 'SIGTERM') {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+          return exited;
+        },
+      });
+    };
+    proc.stdout!.on('data', onData);
+    void exited.then((code) => reject(new Error(`daemon exited with ${code}:\n${out}`)));
+  });
+}
+
