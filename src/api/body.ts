@@ -16,21 +16,48 @@ function bodyFormat(contentType: string | undefined): 'json' | 'form' | null {
   return null;
 }
 
-const tooLarge = (limit: number) =>
-  // `connection: close`: the rest of the body is not kept, so the connection cannot be reused.
-  new ApiError(413, 'body_too_large', `request body exceeds ${limit} bytes`, { limit }, { connection: 'close' });
+const tooLarge = (limit: number, drained: boolean) =>
+  new ApiError(413, 'body_too_large', `request body exceeds ${limit} bytes`, { limit }, drained ? {} : { connection: 'close' });
 
-/** How much of a refused body is read and thrown away so that the client, still sending, gets to read the 413. */
+/**
+ * How much of a refused body is read and thrown away before answering: a
+ * client still sending would otherwise see its connection reset instead of
+ * the 413. Beyond this the answer goes out at once and the connection closes.
+ */
 const DISCARD_CAP = 16 * 1024 * 1024;
 
-/** Reads the rest of a refused body into nothing, up to a cap; past it the connection is cut. */
-function discardRest(req: IncomingMessage): void {
-  let discarded = 0;
-  req.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > DISCARD_CAP) req.socket.destroy();
+const DISCARD_IDLE_MS = 1000;
+
+/**
+ * Reads the rest of a refused body into nothing; resolves true once it
+ * ended, false when it passed the cap or stalled (then the 413 goes out and
+ * the connection closes).
+ */
+function discardRest(req: IncomingMessage, alreadyRead = 0): Promise<boolean> {
+  return new Promise((resolve) => {
+    let discarded = alreadyRead;
+    let idle: NodeJS.Timeout;
+    const done = (drained: boolean) => {
+      clearTimeout(idle);
+      req.off('data', onData);
+      if (!drained) req.pause();
+      resolve(drained);
+    };
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => done(false), DISCARD_IDLE_MS);
+    };
+    const onData = (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > DISCARD_CAP) done(false);
+      else arm();
+    };
+    req.on('data', onData);
+    req.once('end', () => done(true));
+    req.once('close', () => done(req.complete));
+    arm();
+    req.resume();
   });
-  req.resume();
 }
 
 /**
@@ -44,8 +71,7 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Par
   if ((declared === undefined || declared === '0') && !chunked) return { format: 'none' };
   if (req.readableEnded) return { format: 'none' };
   if (declared !== undefined && Number(declared) > limit) {
-    if (Number(declared) <= DISCARD_CAP) discardRest(req);
-    throw tooLarge(limit);
+    throw tooLarge(limit, Number(declared) <= DISCARD_CAP && (await discardRest(req)));
   }
   const format = bodyFormat(req.headers['content-type']);
   if (!format) {
@@ -82,8 +108,8 @@ function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         chunks.length = 0;
-        finish(tooLarge(limit));
-        discardRest(req);
+        req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+        void discardRest(req, size).then((drained) => reject(tooLarge(limit, drained)));
         return;
       }
       chunks.push(chunk);

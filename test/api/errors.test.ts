@@ -94,7 +94,7 @@ describe('bodies', () => {
     expect(answer).toContain('"code":"body_too_large"');
   });
 
-  it('a chunked body that streams past the limit is 413 body_too_large at once, without waiting for the rest', async () => {
+  it('a chunked body that streams past the limit and stalls is 413 body_too_large within a second, without waiting for the rest', async () => {
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.request(`${h.base}/base_images`, { method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
         let body = '';
