@@ -5,10 +5,20 @@
 // through the task's comlink channel, see workers/task-channel.ts) and reports throttled progress.
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import type { ByteRange, Sha256Task } from '../src/pool/protocol.js';
 import { openTaskChannel } from './task-channel.js';
 
 export const CHUNK_SIZE = 4 * 1024 * 1024;
+
+// Hashing is background work. On Linux a thread's nice value is its own, so
+// this lowers only this worker thread: the daemon's event loop (status
+// requests, SSE) keeps first call on the CPU. Elsewhere it may not apply.
+try {
+  setPriority(10);
+} catch {
+  // not permitted here: hashing still works, only less politely
+}
 
 export default async function sha256(task: Sha256Task): Promise<string> {
   const channel = await openTaskChannel(task.port);

@@ -178,3 +178,41 @@ describe('imagefactoryd over REST (a real daemon on loopback)', () => {
     expect(home.leftovers()).toEqual([]);
   });
 });
+
+describe('callbacks and the machine view', () => {
+  it('PUTs the image JSON to every callback URL on each status change, with Basic auth from the URL', async () => {
+    const received: { status: string; auth: string | undefined }[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        expect(req.method).toBe('PUT');
+        received.push({ status: JSON.parse(body).base_image.status, auth: req.headers.authorization });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as { port: number }).port;
+    const { daemon } = await setUp();
+    const { body } = await postBase(daemon.url, template('ok'), { callbacks: [`http://hook:pa55@127.0.0.1:${port}/done`] });
+    await waitStatus(daemon.url, body.base_image.id, ['COMPLETE']);
+    const end = Date.now() + 5000;
+    while (!received.some((r) => r.status === 'COMPLETE') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(received.map((r) => r.status)).toEqual(['NEW', 'BUILDING', 'COMPLETE']);
+    expect(new Set(received.map((r) => r.auth))).toEqual(new Set([`Basic ${Buffer.from('hook:pa55').toString('base64')}`]));
+    expect(daemon.output()).not.toContain('pa55');
+    const shown = await getImage(daemon.url, body.base_image.id);
+    expect(JSON.stringify(shown)).not.toContain('pa55');
+  });
+
+  it('serves the machine definition with the current and visited states for drawing', async () => {
+    const { daemon } = await setUp();
+    const { body } = await postBase(daemon.url, template('ok'));
+    await waitStatus(daemon.url, body.base_image.id, ['COMPLETE']);
+    const view = (await (await fetch(`${daemon.url}/imagefactory/base_images/${body.base_image.id}/machine`)).json()) as any;
+    expect(view.value).toBe('complete');
+    expect(view.visited).toEqual(['queued', 'validating', 'preparing', 'installing', 'customizing', 'snapshotting', 'complete']);
+    expect(Object.keys(view.definition.states)).toEqual(expect.arrayContaining(['queued', 'installing', 'failing', 'cancelling', 'complete', 'failed', 'cancelled']));
+  });
+});
