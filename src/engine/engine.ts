@@ -13,7 +13,7 @@ import {
   type TimerInput,
 } from '../../machines/build.machine.js';
 import type { BuildKind } from '../../machines/steps.js';
-import type { OsPlugin, StepContext } from '../os/plugin.js';
+import type { GuestSpec, OsPlugin, StepContext } from '../os/plugin.js';
 import { discoverPlugins, type PluginRegistry } from '../plugins/index.js';
 import { WorkerPool } from '../pool/index.js';
 import { BodyStore, Catalog } from '../store/index.js';
@@ -404,7 +404,22 @@ export class Engine implements EngineApi {
       progress: (percent, activity) => this.reportProgress(image.id, percent, activity),
       run: (command, args, options = {}) =>
         runProcess(command, args, { ...options, buildId: image.id, signal, log: (line) => this.logs.write(image.id, `${command}: ${line}`) }),
+      runGuest: (spec) => this.runGuest(image.id, spec, signal),
+      report: (facts) => {
+        const current = this.mustGet(image.id);
+        this.catalog.updateImage(image.id, {
+          ...(facts.icicle !== undefined ? { icicle: facts.icicle } : {}),
+          ...(facts.properties ? { properties: { ...current.properties, ...facts.properties } } : {}),
+        });
+      },
     };
+  }
+
+  private async runGuest(imageId: string, spec: GuestSpec, signal: AbortSignal): Promise<void> {
+    void imageId;
+    void spec;
+    void signal;
+    throw new StepError('hypervisor_unavailable', 'no hypervisor driver is configured');
   }
 
   private reportProgress(id: string, percent: number, activity: string): void {

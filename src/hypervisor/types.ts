@@ -37,6 +37,8 @@ export interface DomainSpec {
   network: 'user' | 'none';
   /** File the serial console (ttyS0) is written to, for the build log and failure reports. */
   serialLog: string;
+  /** File a second serial port (ttyS1) is written to: a build-time protocol channel with the guest. */
+  channelLog?: string;
 }
 
 export interface ActivitySample {

@@ -1,5 +1,6 @@
 import type { Template } from '../tdl/index.js';
 import type { ImageRecord } from '../store/types.js';
+import type { DiskSpec } from '../hypervisor/types.js';
 
 /**
  * One unit of build work and its undo, like a Packer step. `run` must be
@@ -39,4 +40,31 @@ export interface StepContext {
   progress(percent: number, activity: string): void;
   /** Spawns a program in its own process group, output to the build log; the group is killed on abort. */
   run(command: string, args: string[], options?: { cwd?: string; env?: Record<string, string>; input?: string }): Promise<RunResult>;
+  /**
+   * Boots a guest on the configured hypervisor and watches it until it
+   * powers itself off; rejects with `install_stalled`, `timeout` or
+   * `cancelled` (screenshot and console tail in the error's details). The
+   * guest is destroyed on every exit path.
+   */
+  runGuest(spec: GuestSpec): Promise<void>;
+  /** Facts for the image record: its package manifest, properties. */
+  report(facts: { icicle?: string; properties?: Record<string, unknown> }): void;
+}
+
+export interface GuestSpec {
+  /** Part of the domain name, which also carries the image id: `install`, `customize`… */
+  purpose: string;
+  memoryMiB?: number;
+  vcpus?: number;
+  disks: DiskSpec[];
+  cdrom?: string;
+  kernel?: { path: string; initrd?: string; cmdline?: string };
+  firmware?: 'bios' | 'uefi';
+  network: 'user' | 'none';
+  /** The guest's console (first serial port). */
+  serialLog: string;
+  /** A second serial port, for a build-time protocol with the guest. */
+  channelLog?: string;
+  /** Seconds without disk or network activity before `install_stalled`; the configured default otherwise. */
+  stallSeconds?: number;
 }

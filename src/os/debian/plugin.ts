@@ -1,0 +1,200 @@
+import { mkdir, readFile, rm, writeFile, chmod, symlink, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { OsPlugin, StepContext } from '../plugin.js';
+import type { Content } from '../../tdl/index.js';
+import { icicleXml } from '../../tdl/icicle.js';
+import { basePackages, mmdebstrapArgs } from './bootstrap.js';
+import { assembleDisk } from './disk.js';
+import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, guestJob, HOSTKEYS_UNIT, parseChannel, UNIT_NAME } from './guest-job.js';
+import { releaseOf, SUPPORTED_ARCHES, type Release } from './releases.js';
+
+const DEFAULT_DISK_BYTES = 10n * 1024n ** 3n;
+
+/** A typed step failure (the engine records `code`, `message` and `details`). */
+class DebianError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+const paths = (ctx: StepContext) => ({
+  tree: join(ctx.workdir, 'tree'),
+  raw: join(ctx.workdir, 'disk.raw'),
+  job: join(ctx.workdir, 'job.img'),
+  fetched: join(ctx.workdir, 'fetched'),
+  console: join(ctx.workdir, 'console.log'),
+  channel: join(ctx.workdir, 'channel.log'),
+});
+
+function release(ctx: StepContext): Release {
+  const { name, version, arch } = ctx.template.os;
+  const r = releaseOf(name, version);
+  if (!r) throw new DebianError('unsupported_release', `${name} ${version} is not a release this plugin knows (Debian 10–13, Ubuntu 20.04, 22.04, 24.04)`);
+  if (!SUPPORTED_ARCHES.includes(arch)) throw new DebianError('unsupported_arch', `${name} images for ${arch} are not built yet (supported: ${SUPPORTED_ARCHES.join(', ')})`);
+  return r;
+}
+
+function mirrorOf(ctx: StepContext): string {
+  const install = ctx.template.os.install;
+  if (install.type !== 'url') throw new DebianError('unsupported_install', 'the bootstrap strategy needs a url install (a Debian/Ubuntu mirror)');
+  return install.url;
+}
+
+/** Bytes of url-typed files and commands, fetched when the build runs (not when the template was parsed). */
+async function fetchContent(ctx: StepContext): Promise<Map<string, Buffer>> {
+  const urls = [...ctx.template.files.map((f) => f.content), ...ctx.template.commands.map((c) => c.content), ...ctx.template.precommands.map((c) => c.content)]
+    .filter((c): c is Extract<Content, { type: 'url' }> => c.type === 'url')
+    .map((c) => c.url);
+  const fetched = new Map<string, Buffer>();
+  for (const url of new Set(urls)) {
+    const u = new URL(url);
+    if (u.protocol === 'file:') fetched.set(url, await readFile(u));
+    else {
+      const res = await fetch(url, { signal: ctx.signal });
+      if (!res.ok) throw new DebianError('content_unavailable', `fetching ${url} answered ${res.status}`);
+      fetched.set(url, Buffer.from(await res.arrayBuffer()));
+    }
+  }
+  return fetched;
+}
+
+function bytesOf(content: Content, fetched: Map<string, Buffer>): Buffer {
+  return content.type === 'url' ? fetched.get(content.url)! : content.data;
+}
+
+/** Puts the template's files, the network setup and the customization unit into the tree. */
+async function writeIntoTree(ctx: StepContext, tree: string, fetched: Map<string, Buffer>, withFiles: boolean): Promise<void> {
+  for (const f of withFiles ? ctx.template.files : []) {
+    const target = join(tree, f.name);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, bytesOf(f.content, fetched));
+  }
+  await writeFile(join(tree, 'etc/hostname'), `${ctx.template.name.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 63) || 'localhost'}\n`);
+  await mkdir(join(tree, 'etc/network'), { recursive: true });
+  await writeFile(join(tree, 'etc/network/interfaces'), 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n');
+  if (ctx.template.os.rootpw !== null) {
+    // chpasswd on the host writes only the tree's /etc/shadow; the password is never logged.
+    const r = await ctx.run('chroot', [tree, 'chpasswd'], { input: `root:${ctx.template.os.rootpw}\n` });
+    if (r.code !== 0) throw new DebianError('rootpw_failed', 'setting the root password failed');
+  }
+  const units = join(tree, 'etc/systemd/system');
+  await mkdir(join(units, 'multi-user.target.wants'), { recursive: true });
+  await writeFile(join(tree, AGENT_PATH), AGENT_SCRIPT);
+  await chmod(join(tree, AGENT_PATH), 0o755);
+  await writeFile(join(units, UNIT_NAME), AGENT_UNIT);
+  await writeFile(join(units, 'imagefactory-ssh-hostkeys.service'), HOSTKEYS_UNIT);
+  for (const unit of [UNIT_NAME, 'imagefactory-ssh-hostkeys.service']) {
+    await rm(join(units, 'multi-user.target.wants', unit), { force: true });
+    await symlink(`/etc/systemd/system/${unit}`, join(units, 'multi-user.target.wants', unit));
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Debian and Ubuntu by bootstrap: the root tree is built on the host with
+ * mmdebstrap (signed packages, as every bootstrap tool does), made into a
+ * partitioned disk with its own bootloader, then booted once: the template's
+ * commands run in that guest, which proves the image boots and then powers
+ * itself off clean.
+ */
+export function createDebianPlugin(opts: { packageCache?: string | null } = {}): OsPlugin {
+  return {
+    prepare: {
+      async run(ctx) {
+        release(ctx);
+        mirrorOf(ctx);
+        const strategy = ctx.parameters.install_strategy ?? 'bootstrap';
+        if (strategy !== 'bootstrap') {
+          throw new DebianError('strategy_unavailable', `install_strategy "${String(strategy)}" is not available for Debian/Ubuntu yet; use "bootstrap"`);
+        }
+        await mkdir(ctx.workdir, { recursive: true });
+      },
+      async undo() {},
+    },
+    install: {
+      async run(ctx) {
+        const p = paths(ctx);
+        const r = release(ctx);
+        await rm(p.tree, { recursive: true, force: true });
+        await mkdir(p.tree, { recursive: true });
+        const fetched = await fetchContent(ctx);
+        // Precommands must run before the template's packages: then packages are installed in the guest, after them.
+        const hostPackages = ctx.template.precommands.length ? [] : ctx.template.packages.map((x) => x.name);
+        ctx.progress(5, `Bootstrapping ${r.distro} ${r.suite} with mmdebstrap`);
+        const args = mmdebstrapArgs({ template: ctx.template, release: r, mirror: mirrorOf(ctx), tree: p.tree, packageCache: opts.packageCache ?? null, packages: [...basePackages(r, ctx.template.os.arch), ...hostPackages] });
+        const out = await ctx.run('mmdebstrap', args);
+        if (out.code !== 0) throw new DebianError('bootstrap_failed', `mmdebstrap exited with ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}`, { outputTail: out.stderr.slice(-2000) });
+        ctx.progress(80, 'Writing files and assembling the disk');
+        // Files come after packages (Oz's order): on the host now, or in the guest after its package install.
+        await writeIntoTree(ctx, p.tree, fetched, ctx.template.precommands.length === 0);
+        await assembleDisk(ctx.run, { tree: p.tree, disk: p.raw, sizeBytes: ctx.template.diskSizeBytes ?? DEFAULT_DISK_BYTES, workdir: ctx.workdir });
+        await rm(p.tree, { recursive: true, force: true });
+      },
+      async undo(ctx) {
+        const p = paths(ctx);
+        await rm(p.tree, { recursive: true, force: true });
+        await rm(p.raw, { force: true });
+      },
+    },
+    customize: {
+      async run(ctx) {
+        const p = paths(ctx);
+        if (!(await exists(p.raw))) {
+          if (await exists(ctx.diskPath)) return; // already customized and converted
+          throw new DebianError('disk_missing', 'the install step left no disk');
+        }
+        const fetched = await fetchContent(ctx);
+        const job = guestJob(ctx.template, {
+          runPrecommands: true,
+          installInGuest: ctx.template.precommands.length ? ctx.template.packages.map((x) => x.name) : [],
+          filesInGuest: ctx.template.precommands.length > 0,
+          fetched,
+        });
+        const jobBytes = Buffer.from(job);
+        const padded = Buffer.alloc(Math.ceil((jobBytes.length + 1) / 1048576) * 1048576);
+        jobBytes.copy(padded);
+        await writeFile(p.job, padded);
+        await rm(p.channel, { force: true });
+        ctx.progress(5, 'Booting the image to run the template commands');
+        const started = Date.now();
+        await ctx.runGuest({ purpose: 'customize', memoryMiB: 1024, vcpus: 2, disks: [{ path: p.raw, format: 'raw' }, { path: p.job, format: 'raw', readonly: true }], network: 'user', serialLog: p.console, channelLog: p.channel });
+        const seconds = (Date.now() - started) / 1000;
+        const outcome = parseChannel(await readFile(p.channel, 'utf8').catch(() => ''));
+        const consoleTail = (await readFile(p.console, 'utf8').catch(() => '')).slice(-2000);
+        if (!outcome.booted) throw new DebianError('boot_failed', 'the image did not boot to multi-user by its own bootloader', { consoleTail });
+        if (outcome.failed) {
+          throw new DebianError('command_failed', `${outcome.failed.name} exited with ${outcome.failed.code}`, {
+            command: outcome.failed.name.replace(/^(pre)?command /, ''),
+            exitCode: outcome.failed.code,
+            outputTail: outcome.failed.tail,
+          });
+        }
+        if (!outcome.done) throw new DebianError('customize_incomplete', 'the guest powered off before finishing its customization', { consoleTail });
+        ctx.report({
+          icicle: icicleXml(ctx.template.description, outcome.packages.map((x) => ({ name: `${x.name}_${x.version}_${x.arch}`, extra: x.extra }))),
+          properties: { boot_check: 'multi-user', customize_boot_seconds: Math.round(seconds * 10) / 10 },
+        });
+        ctx.progress(90, 'Converting the disk to qcow2 (zero clusters dropped)');
+        const conv = await ctx.run('qemu-img', ['convert', '-O', 'qcow2', p.raw, ctx.diskPath]);
+        if (conv.code !== 0) throw new DebianError('convert_failed', `qemu-img convert exited with ${conv.code}: ${conv.stderr.trim()}`);
+        await rm(p.raw, { force: true });
+        await rm(p.job, { force: true });
+      },
+      async undo(ctx) {
+        const p = paths(ctx);
+        await rm(p.job, { force: true });
+        await rm(ctx.diskPath, { force: true });
+      },
+    },
+  };
+}

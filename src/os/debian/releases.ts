@@ -1,0 +1,37 @@
+/** Which suite a TDL version means, and which kernel package each architecture boots. */
+
+export interface Release {
+  distro: 'Debian' | 'Ubuntu';
+  suite: string;
+}
+
+const DEBIAN: Record<string, string> = { '10': 'buster', '11': 'bullseye', '12': 'bookworm', '13': 'trixie' };
+const UBUNTU: Record<string, string> = { '20.04': 'focal', '22.04': 'jammy', '24.04': 'noble' };
+
+export function releaseOf(name: string, version: string): Release | null {
+  const v = version.trim().toLowerCase();
+  if (name === 'Debian') {
+    const suite = DEBIAN[v] ?? (Object.values(DEBIAN).includes(v) ? v : undefined);
+    return suite ? { distro: 'Debian', suite } : null;
+  }
+  if (name === 'Ubuntu') {
+    const suite = UBUNTU[v] ?? (Object.values(UBUNTU).includes(v) ? v : undefined);
+    return suite ? { distro: 'Ubuntu', suite } : null;
+  }
+  return null;
+}
+
+export interface ArchInfo {
+  /** Debian's name for the architecture. */
+  debian: string;
+  kernelPackage: { Debian: string; Ubuntu: string };
+  qemu: string;
+}
+
+/** x86_64 is built and booted today; aarch64 is described for when an arm64 bootloader path exists. */
+export const ARCHES: Record<string, ArchInfo> = {
+  x86_64: { debian: 'amd64', kernelPackage: { Debian: 'linux-image-amd64', Ubuntu: 'linux-image-virtual' }, qemu: 'qemu-system-x86_64' },
+  aarch64: { debian: 'arm64', kernelPackage: { Debian: 'linux-image-arm64', Ubuntu: 'linux-image-virtual' }, qemu: 'qemu-system-aarch64' },
+};
+
+export const SUPPORTED_ARCHES = ['x86_64'];
