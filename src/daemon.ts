@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from './version.js';
 import type { Config } from './config/index.js';
 import { Engine } from './engine/engine.js';
+import { DEFAULT_INSPECT_PORT, startInspectRelay, type InspectRelay } from './engine/inspect.js';
 import { createApiServer } from './api/server.js';
 import { presentImage } from './api/present.js';
 
-export type DaemonErrorCode = 'insecure_refused';
+export type DaemonErrorCode = 'insecure_refused' | 'inspect_unavailable';
 
 export class DaemonError extends Error {
   constructor(
@@ -23,6 +24,8 @@ export const SHIPPED_PLUGINS = join(PROJECT_ROOT, 'conf', 'plugins.d');
 export interface RunningDaemon {
   url: string;
   port: number;
+  /** The Stately inspector relay's WebSocket URL, with `inspect` on. */
+  inspectUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -36,6 +39,16 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
   if (!config.no_oauth) throw new DaemonError('insecure_refused', 'OAuth is not available in this version yet; start with --no_oauth to serve without authentication (on a trusted network only)');
 
   let baseUrl = '';
+  // --- inspect relay: started before the engine, so that recovered builds are relayed too ---
+  const relay: InspectRelay | null =
+    config.inspect === false
+      ? null
+      : await startInspectRelay({ port: config.inspect === true ? DEFAULT_INSPECT_PORT : config.inspect, log }).catch((e: Error) => {
+          throw new DaemonError('inspect_unavailable', `${e.message}; choose another with --inspect=PORT`);
+        });
+  if (relay) log(`inspect: build machines relayed to Stately's inspector at ${relay.url} (bridge page: ${relay.httpUrl}/); see docs/inspector.md`);
+  const closeRelay = async () => void (await relay?.close());
+  // --- end inspect relay ---
   const engine = await Engine.create({
     storagePath: config.image_manager_args.storage_path,
     workRoot: config.imgdir,
@@ -46,8 +59,16 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
     maxQueued: config.max_queued_builds,
     pluginDirs: [config.plugins, SHIPPED_PLUGINS],
     requireRootPassword: config.tdl_require_root_pw,
+    hypervisor: config.hypervisor,
+    accel: config.accel,
+    libvirtUri: config.libvirt_uri,
+    stallSeconds: config.install_stall_seconds,
     present: (image) => ({ [image.kind === 'BaseImage' ? 'base_image' : image.kind === 'TargetImage' ? 'target_image' : 'provider_image']: presentImage(image, baseUrl) }),
     log,
+    ...(relay ? { inspect: relay.inspect } : {}),
+  }).catch(async (e: unknown) => {
+    await closeRelay();
+    throw e;
   });
   // Access lines only when asked for; faults (with their correlation id) always.
   const apiLog = config.debug || config.verbose ? log : (line: string) => void (/^(internal error|could not answer)/.test(line) && log(line));
@@ -57,6 +78,7 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
     port = await api.listen(config.port, config.address);
   } catch (e) {
     await engine.shutdown();
+    await closeRelay();
     throw e;
   }
   const host = config.address.includes(':') ? `[${config.address}]` : config.address;
@@ -64,9 +86,11 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
   return {
     url: baseUrl,
     port,
+    inspectUrl: relay?.url ?? null,
     async stop() {
       await api.close();
       await engine.shutdown();
+      await closeRelay();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { INSPECTOR_ASSETS, INSPECTOR_CSP } from './inspector/assets.js';
 import { COLLECTION_LOCATIONS, IMAGE_LOCATIONS, KIND_NAMES, BASE_PATH, toOpenApiPath } from './paths.js';
 import type { ImageKind } from '../store/types.js';
 import { STATUSES } from '../store/types.js';
@@ -220,6 +221,33 @@ function imagePaths(): Record<string, PathItem> {
   return out;
 }
 
+/** The inspector page and its assets (GET /inspector): HTML, CSS, JS and Graphviz, all from the daemon itself. */
+function inspectorPaths(): Record<string, PathItem> {
+  const out: Record<string, PathItem> = {};
+  for (const asset of INSPECTOR_ASSETS) {
+    out[asset.path] = {
+      get: {
+        operationId: asset.path === '/inspector' ? 'getInspector' : `getInspector${asset.path.replace('/inspector/assets/', '').replace(/(^|[^A-Za-z0-9])([a-z])/g, (_m, _s, c: string) => c.toUpperCase())}`,
+        summary: asset.path === '/inspector' ? 'A web page that draws every build machine live' : asset.description,
+        description:
+          asset.path === '/inspector'
+            ? 'Lists builds (filter by status and kind); for the selected build, its machine drawn with the current state highlighted, its transitions with durations, progress, error, related builds and the tail of its log, live over /imagefactory/events. Everything it loads comes from this daemon; served with `Content-Security-Policy: ' +
+              INSPECTOR_CSP +
+              '`.'
+            : `Served with an ETag (304 on If-None-Match) and gzip when accepted.`,
+        tags: ['inspector'],
+        responses: {
+          '200': { description: asset.description, content: { [String(asset.produces)]: { schema: { type: 'string' } } } },
+          '304': { description: 'not modified (If-None-Match)' },
+          '406': errorRef('NotAcceptable'),
+          '503': errorRef('Unavailable'),
+        },
+      },
+    };
+  }
+  return out;
+}
+
 const statusDetail: Schema = {
   type: 'object',
   required: ['activity', 'error'],
@@ -271,6 +299,7 @@ export const OPENAPI: OpenApiDocument = {
     { name: 'images', description: 'base, target and provider images' },
     { name: 'builds', description: 'watching and steering builds' },
     { name: 'plugins', description: 'OS and cloud plugins' },
+    { name: 'inspector', description: 'the web page that draws build machines live' },
   ],
   paths: {
     [BASE_PATH]: {
@@ -311,6 +340,7 @@ export const OPENAPI: OpenApiDocument = {
     },
     ...collectionPaths(),
     ...imagePaths(),
+    ...inspectorPaths(),
   },
   components: {
     schemas: {
@@ -416,7 +446,7 @@ export const OPENAPI: OpenApiDocument = {
       TooLarge: errorResponse('body_too_large'),
       UnsupportedMediaType: errorResponse('unsupported_media_type: bodies are JSON or form-encoded'),
       RangeNotSatisfiable: errorResponse('range_not_satisfiable'),
-      Unavailable: errorResponse('queue_full or shutting_down'),
+      Unavailable: errorResponse('queue_full or shutting_down; inspector_unavailable when a file of the inspector page is missing'),
       Internal: errorResponse('internal, with details.correlation_id (also in the log)'),
     },
   },

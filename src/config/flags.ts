@@ -9,7 +9,8 @@ import { checkValue } from './validate.js';
  */
 interface DaemonOption {
   flag: string;
-  kind: 'boolean' | 'value';
+  /** `optional-value`: alone it means true, with a value (`--inspect=9000`) that value. */
+  kind: 'boolean' | 'value' | 'optional-value';
   description: string;
   /** Shown as "(default …)" in --help. */
   shownDefault?: string | number | boolean;
@@ -25,7 +26,7 @@ function keyOption(key: ConfigKey, description?: string): DaemonOption {
   return {
     flag,
     key,
-    kind: spec.type.kind === 'boolean' ? 'boolean' : 'value',
+    kind: spec.type.kind === 'boolean' ? 'boolean' : spec.type.kind === 'boolean-or-port' ? 'optional-value' : 'value',
     description: description ?? spec.description,
     ...(typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' ? { shownDefault: d } : {}),
   };
@@ -47,6 +48,7 @@ export const DAEMON_OPTIONS: readonly DaemonOption[] = [
   keyOption('no_ssl'),
   keyOption('ssl_pem', 'PEM file with the HTTPS certificate and key (default: a transient self-signed certificate is generated at start-up)'),
   keyOption('no_oauth'),
+  keyOption('inspect', "Relay build machines to Stately's inspector on ws://127.0.0.1:8080; --inspect=PORT picks the port (0: a free one)"),
   { flag: '--print-config', kind: 'boolean', description: 'Print the effective configuration as JSON, secrets replaced by "***", and exit.', shownDefault: false },
 ];
 
@@ -106,6 +108,12 @@ function flagValue(key: ConfigKey, raw: string): unknown {
   return raw;
 }
 
+/** mri gives `true` for a bare flag and a number for `--flag=9000`; the words true and false are booleans. */
+function optionalValue(v: unknown): unknown {
+  if (v === 'true' || v === 'false') return v === 'true';
+  return v;
+}
+
 /**
  * Parses the daemon's arguments (without `node` and the script). Throws ConfigError: `usage_invalid`
  * for unknown options, missing values and stray arguments; `config_wrong_type` for values of the
@@ -143,7 +151,7 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonArgs {
     if (v === undefined) continue;
     if (o.kind === 'value' && v === '') throw new ConfigError('usage_invalid', `option ${o.flag} needs a value`);
     if (o.key === undefined) continue;
-    const result = checkValue(o.key, o.kind === 'boolean' ? v : flagValue(o.key, String(v)));
+    const result = checkValue(o.key, o.kind === 'boolean' ? v : o.kind === 'optional-value' ? optionalValue(v) : flagValue(o.key, String(v)));
     if (result.ok) flags[o.key] = result.value;
     else for (const p of result.problems) problems.push({ key: p.path, expected: p.expected, message: `option ${o.flag} must be ${p.expected}, got ${p.got}` });
   }

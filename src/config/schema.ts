@@ -35,6 +35,12 @@ export interface Config {
   jeos_config: string[];
   max_queued_builds: number;
   phase_timeouts: Record<string, number>;
+  hypervisor: 'auto' | 'libvirt' | 'qemu';
+  accel: 'auto' | 'kvm' | 'tcg';
+  libvirt_uri: string;
+  install_stall_seconds: number;
+  /** false, true (port 8080) or the port of the Stately inspector relay. */
+  inspect: boolean | number;
 }
 
 export type ConfigKey = keyof Config;
@@ -53,7 +59,9 @@ export type ValueType =
   | { kind: 'number-map' }
   | { kind: 'path-list' }
   /** An object merged over the default; the listed properties must be non-empty strings. */
-  | { kind: 'object'; strings: readonly string[] };
+  | { kind: 'object'; strings: readonly string[] }
+  /** false/true, or a TCP port that also means true (`inspect`). */
+  | { kind: 'boolean-or-port' };
 
 /**
  * `map-values`: every value of the map is a secret (the names are not).
@@ -172,6 +180,32 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     description:
       'Time limit in seconds of each build phase (machine state), on top of the whole-build `timeout`; a phase not listed has no limit of its own. A build that overruns ends FAILED with code `timeout`.',
   },
+  hypervisor: {
+    type: { kind: 'enum', values: ['auto', 'libvirt', 'qemu'] },
+    default: 'auto',
+    description:
+      'How guests are run: `libvirt` (transient domains through libvirtd at `libvirt_uri`), `qemu` (qemu-system processes spawned directly, driven over QMP), or `auto`: libvirt when its URI answers within 2 s at start-up, qemu otherwise.',
+  },
+  accel: {
+    type: { kind: 'enum', values: ['auto', 'kvm', 'tcg'] },
+    default: 'auto',
+    description:
+      'CPU acceleration of guests: `kvm`, `tcg` (emulation, slow but works everywhere), or `auto`: KVM only when /dev/kvm opens read-write and the CPU flags show vmx or svm, TCG otherwise.',
+  },
+  libvirt_uri: { type: STRING, default: 'qemu:///system', description: 'libvirt connection URI used by the libvirt hypervisor driver.' },
+  install_stall_seconds: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 300,
+    description:
+      'Seconds without disk or network activity after which a guest install is stopped as stalled (code `install_stalled`, with a screenshot and the console tail), as Oz does.',
+  },
+  inspect: {
+    type: { kind: 'boolean-or-port' },
+    default: false,
+    flag: '--inspect',
+    description:
+      "Relay every build machine to Stately's inspector (@statelyai/inspect) over a WebSocket on 127.0.0.1: `true` on port 8080 (Stately's default), a number on that port (0 picks a free one). See docs/inspector.md.",
+  },
 };
 
 /** Every key, in table order. */
@@ -214,5 +248,7 @@ export function describeType(type: ValueType): string {
       return 'a list of paths (non-empty strings)';
     case 'object':
       return 'an object';
+    case 'boolean-or-port':
+      return 'a boolean or a TCP port (an integer from 0 to 65535)';
   }
 }

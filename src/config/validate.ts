@@ -82,6 +82,9 @@ function checkType(type: ValueType, value: unknown, path: string, fallback: unkn
       });
       return problems.length ? { ok: false, problems } : { ok: true, value: [...value] };
     }
+    case 'boolean-or-port':
+      if (typeof value === 'boolean') return { ok: true, value };
+      return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535 ? { ok: true, value } : wrong();
     case 'object': {
       if (!isObject(value)) return wrong();
       const merged: Record<string, unknown> = { ...(isObject(fallback) ? structuredClone(fallback) : {}), ...structuredClone(value) };

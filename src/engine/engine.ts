@@ -14,7 +14,9 @@ import {
 } from '../../machines/build.machine.js';
 import type { BuildKind } from '../../machines/steps.js';
 import type { GuestSpec, OsPlugin, StepContext } from '../os/plugin.js';
+import { DOMAIN_PREFIX, domainName, openHypervisor, QemuDriver, watchInstall, type AccelSetting, type HypervisorSetting, type OpenedHypervisor } from '../hypervisor/index.js';
 import { discoverPlugins, type PluginRegistry } from '../plugins/index.js';
+import { builtinPlugins } from '../plugins/builtin.js';
 import { WorkerPool } from '../pool/index.js';
 import { BodyStore, Catalog } from '../store/index.js';
 import { FINAL_STATUSES, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from '../store/types.js';
@@ -43,9 +45,20 @@ export interface EngineOptions {
   pluginDirs: string[];
   requireRootPassword?: boolean;
   poolThreads?: number;
+  hypervisor?: HypervisorSetting;
+  accel?: AccelSetting;
+  libvirtUri?: string;
+  /** Seconds without guest disk or network activity before `install_stalled`. */
+  stallSeconds?: number;
+  /** Directory of .deb files shared by Debian/Ubuntu builds. */
+  packageCache?: string | null;
   /** Shapes an image for callbacks (the REST layer's JSON). */
   present?: (image: ImageRecord) => unknown;
   log?: (line: string) => void;
+  // --- inspect relay (src/engine/inspect.ts) ---
+  /** Also sees every inspection event of every build actor, after the engine has handled it, with the build's image id (`--inspect`). */
+  inspect?: (event: InspectionEvent, imageId: string) => void;
+  // --- end inspect relay ---
 }
 
 const KIND_OF: Record<BuildKind, ImageKind> = { base: 'BaseImage', target: 'TargetImage', provider: 'ProviderImage' };
@@ -80,6 +93,7 @@ export class Engine implements EngineApi {
   private readonly queue: string[] = [];
   private readonly listeners = new Set<(e: EngineEvent) => void>();
   private closing = false;
+  private hypervisor: Promise<OpenedHypervisor> | null = null;
 
   private constructor(
     private readonly opts: EngineOptions,
@@ -95,7 +109,7 @@ export class Engine implements EngineApi {
     const bodies = new BodyStore(opts.storagePath);
     bodies.ensureDir();
     const logs = new BuildLogs(join(opts.storagePath, 'logs'));
-    const registry = await discoverPlugins(opts.pluginDirs);
+    const registry = await discoverPlugins(opts.pluginDirs, { builtins: builtinPlugins({ packageCache: opts.packageCache ?? null }) });
     const pool = new WorkerPool(opts.poolThreads ? { maxThreads: opts.poolThreads } : {});
     const engine = new Engine(opts, catalog, bodies, logs, registry, pool);
     await engine.recover();
@@ -238,7 +252,18 @@ export class Engine implements EngineApi {
     build.actor = createActor(machine, {
       input: init.input,
       ...(init.snapshot ? { snapshot: init.snapshot as never } : {}),
-      inspect: (ev: InspectionEvent) => this.onInspection(build, ev),
+      inspect: (ev: InspectionEvent) => {
+        this.onInspection(build, ev);
+        // --- inspect relay: a second observer; its faults never reach the build ---
+        if (this.opts.inspect) {
+          try {
+            this.opts.inspect(ev, build.id);
+          } catch (e) {
+            this.opts.log?.(`inspect relay failed: ${(e as Error).message}`);
+          }
+        }
+        // --- end inspect relay ---
+      },
     });
     build.actor.start();
   }
@@ -415,11 +440,63 @@ export class Engine implements EngineApi {
     };
   }
 
+  private openedHypervisor(): Promise<OpenedHypervisor> {
+    this.hypervisor ??= openHypervisor({
+      hypervisor: this.opts.hypervisor ?? 'auto',
+      accel: this.opts.accel ?? 'auto',
+      libvirtUri: this.opts.libvirtUri ?? 'qemu:///system',
+      log: (line) => this.opts.log?.(line),
+    });
+    return this.hypervisor;
+  }
+
   private async runGuest(imageId: string, spec: GuestSpec, signal: AbortSignal): Promise<void> {
-    void imageId;
-    void spec;
-    void signal;
-    throw new StepError('hypervisor_unavailable', 'no hypervisor driver is configured');
+    const { driver, accel } = await this.openedHypervisor();
+    const name = domainName(imageId, spec.purpose);
+    const log = (line: string) => this.logs.write(imageId, line);
+    // A repeated step starts from a clean slate: a guest of an earlier attempt goes first.
+    await driver.reap(name);
+    const domain = await driver.define({
+      name,
+      memoryMiB: spec.memoryMiB ?? 1024,
+      vcpus: spec.vcpus ?? 1,
+      accel,
+      disks: spec.disks,
+      network: spec.network,
+      serialLog: spec.serialLog,
+      ...(spec.channelLog ? { channelLog: spec.channelLog } : {}),
+      ...(spec.cdrom ? { cdrom: spec.cdrom } : {}),
+      ...(spec.kernel ? { kernel: spec.kernel } : {}),
+      ...(spec.firmware ? { firmware: spec.firmware } : {}),
+    });
+    log(`guest ${name}: starting on ${driver.kind} (${accel})`);
+    try {
+      await domain.start();
+    } catch (e) {
+      await domain.destroy();
+      throw e;
+    }
+    const image = this.mustGet(imageId);
+    const result = await watchInstall(domain, {
+      stallSeconds: spec.stallSeconds ?? this.opts.stallSeconds ?? 300,
+      deadline: image.deadline ?? Number.MAX_SAFE_INTEGER,
+      signal,
+      artifactsDir: join(this.opts.storagePath, 'artifacts', imageId),
+      serialLog: spec.serialLog,
+      log,
+    });
+    log(`guest ${name}: powered off after ${(result.elapsedMs / 1000).toFixed(1)} s`);
+  }
+
+  /** Destroys guests left by a build: qemu processes whatever the driver, and libvirt domains when libvirt is in use. */
+  private async reapGuests(imageId: string): Promise<string[]> {
+    const prefix = `${DOMAIN_PREFIX}${imageId}`;
+    const reaped = await new QemuDriver({}).reap(prefix).catch(() => [] as string[]);
+    if (this.opts.hypervisor !== 'qemu') {
+      const opened = await this.openedHypervisor().catch(() => null);
+      if (opened?.driver.kind === 'libvirt') reaped.push(...(await opened.driver.reap(prefix).catch(() => [] as string[])));
+    }
+    return reaped;
   }
 
   private reportProgress(id: string, percent: number, activity: string): void {
@@ -446,6 +523,8 @@ export class Engine implements EngineApi {
         this.logs.write(id, `undo ${step}: failed: ${(e as Error).message}`);
       }
     }
+    const guests = await this.reapGuests(id);
+    if (guests.length) this.logs.write(id, `reaped guests ${guests.join(', ')}`);
     if (build?.ownedParent) this.cancelIfRunning(build.ownedParent);
   }
 
@@ -644,7 +723,7 @@ export class Engine implements EngineApi {
         continue;
       }
       // Processes of the old daemon are orphans now; the step starts over, keeping its workdir.
-      const reaped = reapBuild(image.id, this.opts.workRoot, { keepWorkdir: true });
+      const reaped = [...(await this.reapGuests(image.id)), ...reapBuild(image.id, this.opts.workRoot, { keepWorkdir: true })];
       this.logs.write(image.id, `daemon restarted: resuming in state ${value}${reaped.length ? `; reaped ${reaped.join(', ')}` : ''}`);
       const parentId = image.kind === 'TargetImage' ? image.baseImageId : image.kind === 'ProviderImage' ? image.targetImageId : null;
       this.startActor(
@@ -680,7 +759,7 @@ export class Engine implements EngineApi {
 
   private async failInterrupted(image: ImageRecord, value: string | null, steps: string[]): Promise<void> {
     for (const step of [...steps].reverse()) await this.undoStep(image, step).catch(() => undefined);
-    const reaped = reapBuild(image.id, this.opts.workRoot);
+    const reaped = [...(await this.reapGuests(image.id)), ...reapBuild(image.id, this.opts.workRoot)];
     const error = { code: 'interrupted', message: `the daemon stopped while the build was ${value ?? 'starting'}, and the build could not be resumed` };
     const snapshot = this.catalog.loadSnapshot(image.id) ?? {};
     const transition = this.catalog.recordTransition(
@@ -700,6 +779,8 @@ export class Engine implements EngineApi {
     await Promise.all(running.map((b) => b.inflight));
     this.builds.clear();
     await this.pool.destroy();
+    const opened = await this.hypervisor?.catch(() => null);
+    await opened?.driver.close();
     this.catalog.close();
   }
 }

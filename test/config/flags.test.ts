@@ -149,6 +149,6 @@ describe('daemon options', () => {
       if (shown !== undefined) expect(line, flag).toContain(`(default ${shown})`);
     }
     expect(help).toContain('transient self-signed certificate');
-    expect(DAEMON_OPTIONS).toHaveLength(16);
+    expect(DAEMON_OPTIONS).toHaveLength(17);
   });
 });

@@ -37,6 +37,11 @@ describe('loading the configuration', () => {
       jeos_config: [],
       max_queued_builds: 32,
       phase_timeouts: { preparing: 1800, installing: 1200, customizing: 1800, snapshotting: 1800 },
+      inspect: false,
+      hypervisor: 'auto',
+      accel: 'auto',
+      libvirt_uri: 'qemu:///system',
+      install_stall_seconds: 300,
     });
   });
 
@@ -135,7 +140,7 @@ describe('loading the configuration', () => {
   it('knows every key of the original by its exact spelling', () => {
     expect(CONFIG_KEYS).toContain('ec2-32bit-util');
     expect(CONFIG_KEYS).toContain('no_ssl');
-    expect(CONFIG_KEYS).toHaveLength(26);
+    expect(CONFIG_KEYS).toHaveLength(31);
   });
 });
 

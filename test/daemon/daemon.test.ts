@@ -100,10 +100,10 @@ describe('imagefactoryd over REST (a real daemon on loopback)', () => {
 
   it('fails a build with no OS plugin with plugin_missing', async () => {
     const { daemon } = await setUp();
-    const { body } = await postBase(daemon.url, template('12', 'Debian'));
+    const { body } = await postBase(daemon.url, template('9', 'Plan9'));
     const done = await waitStatus(daemon.url, body.base_image.id, ['COMPLETE', 'FAILED']);
     expect(done.status).toBe('FAILED');
-    expect(done.status_detail.error).toContain('no OS plugin can build Debian 12 x86_64');
+    expect(done.status_detail.error).toContain('no OS plugin can build Plan9 9 x86_64');
   });
 
   it('with --timeout 5 ends a stuck build FAILED with code timeout within 7 s, undone, leaving nothing', async () => {

@@ -22,6 +22,7 @@ export async function testEngine(overrides: Partial<EngineOptions> = {}) {
     maxConcurrentProvider: 2,
     pluginDirs: [TEST_PLUGINS],
     poolThreads: 1,
+    hypervisor: 'qemu',
     ...overrides,
   };
   const engine = await Engine.create(opts);

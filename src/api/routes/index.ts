@@ -3,6 +3,7 @@ import { cancelRoutes } from './cancel.js';
 import { collectionRoutes } from './collections.js';
 import { eventRoutes } from './events.js';
 import { imageRoutes } from './image.js';
+import { inspectorRoutes } from './inspector.js';
 import { logRoutes } from './log.js';
 import { machineRoutes } from './machine.js';
 import { openApiRoutes } from './openapi.js';
@@ -25,5 +26,6 @@ export function allRoutes(): RouteDef[] {
     ...transitionRoutes(),
     ...machineRoutes(),
     ...logRoutes(),
+    ...inspectorRoutes(),
   ];
 }

@@ -24,11 +24,12 @@ exec sh /run/imagefactory-job.sh
 
 export const AGENT_UNIT = `[Unit]
 Description=imagefactory build-time customization (removed before the image is finished)
-After=multi-user.target
+After=basic.target
 ConditionPathExists=/dev/vdb
 
 [Service]
-Type=oneshot
+# simple, not oneshot: the script waits for the boot to finish, which must not wait for it.
+Type=simple
 ExecStart=${AGENT_PATH}
 StandardOutput=journal
 TimeoutStartSec=infinity
