@@ -19,7 +19,7 @@ import { discoverPlugins, type PluginRegistry } from '../plugins/index.js';
 import { builtinPlugins } from '../plugins/builtin.js';
 import { WorkerPool } from '../pool/index.js';
 import { BodyStore, Catalog } from '../store/index.js';
-import { FINAL_STATUSES, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from '../store/types.js';
+import { FINAL_STATUSES, newImageRecord, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from '../store/types.js';
 import { parseTdl, formatTdlError } from '../tdl/index.js';
 import { VERSION } from '../version.js';
 import { BuildLogs } from './build-log.js';
@@ -195,30 +195,7 @@ export class Engine implements EngineApi {
   private startNew(kind: BuildKind, fields: Partial<ImageRecord>, ownedParent: string | null = null, credentials: string | null = null): ImageRecord {
     const now = new Date();
     const id = randomUUID();
-    const record: ImageRecord = {
-      id,
-      kind: KIND_OF[kind],
-      status: 'NEW',
-      phase: 'new',
-      activity: 'Initializing image prior to Cloud/OS customization',
-      error: null,
-      percentComplete: 0,
-      template: null,
-      icicle: null,
-      parameters: {},
-      properties: {},
-      baseImageId: null,
-      targetImageId: null,
-      target: null,
-      provider: null,
-      identifierOnProvider: null,
-      providerAccountIdentifier: null,
-      bodyPath: null,
-      deadline: now.getTime() + this.opts.timeoutSeconds * 1000,
-      created: now.toISOString(),
-      updated: now.toISOString(),
-      ...fields,
-    };
+    const record = newImageRecord(id, KIND_OF[kind], now, { deadline: now.getTime() + this.opts.timeoutSeconds * 1000, ...fields });
     this.catalog.insertImage(record);
     this.logs.write(id, `${record.kind} ${id} submitted; deadline ${new Date(record.deadline!).toISOString()}`);
     const parentId = kind === 'target' ? record.baseImageId : kind === 'provider' ? record.targetImageId : null;
@@ -764,7 +741,7 @@ export class Engine implements EngineApi {
     const snapshot = this.catalog.loadSnapshot(image.id) ?? {};
     const transition = this.catalog.recordTransition(
       { imageId: image.id, from: value, to: 'failed', event: 'interrupted' },
-      { status: 'FAILED', activity: `${image.kind.replace('Image', '')} image build failed`, error },
+      { status: 'FAILED', activity: stateMeta(BUILD_KIND[image.kind], 'failed').activity, error },
       { ...(snapshot as object), value: 'failed', status: 'done' },
     );
     this.logs.write(image.id, `daemon restarted: ${error.message}${reaped.length ? `; reaped ${reaped.join(', ')}` : ''}`);

@@ -51,3 +51,31 @@ export interface TransitionRecord {
 }
 
 export const FINAL_STATUSES: readonly ImageStatus[] = ['COMPLETE', 'FAILED', 'CANCELLED', 'DELETED', 'DELETEFAILED'];
+
+/** A record as a new image starts: NEW, nothing built, no parent; `fields` fill in the rest. */
+export function newImageRecord(id: string, kind: ImageKind, at: Date, fields: Partial<ImageRecord> = {}): ImageRecord {
+  return {
+    id,
+    kind,
+    status: 'NEW',
+    phase: 'new',
+    activity: 'Initializing image prior to Cloud/OS customization',
+    error: null,
+    percentComplete: 0,
+    template: null,
+    icicle: null,
+    parameters: {},
+    properties: {},
+    baseImageId: null,
+    targetImageId: null,
+    target: null,
+    provider: null,
+    identifierOnProvider: null,
+    providerAccountIdentifier: null,
+    bodyPath: null,
+    deadline: null,
+    created: at.toISOString(),
+    updated: at.toISOString(),
+    ...fields,
+  };
+}

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { newImageRecord } from '../../src/store/types.js';
 import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,30 +51,7 @@ export class FakeEngine implements EngineApi {
   /** Inserts a record as the store would hold it. */
   addImage(kind: ImageKind, fields: Partial<ImageRecord> = {}): ImageRecord {
     const now = new Date().toISOString();
-    const image: ImageRecord = {
-      id: randomUUID(),
-      kind,
-      status: 'NEW',
-      phase: 'queued',
-      activity: 'Initializing image prior to Cloud/OS customization',
-      error: null,
-      percentComplete: 0,
-      template: null,
-      icicle: null,
-      parameters: {},
-      properties: {},
-      baseImageId: null,
-      targetImageId: null,
-      target: null,
-      provider: null,
-      identifierOnProvider: null,
-      providerAccountIdentifier: null,
-      bodyPath: null,
-      deadline: null,
-      created: now,
-      updated: now,
-      ...fields,
-    };
+    const image = newImageRecord(randomUUID(), kind, new Date(), { phase: 'queued', ...fields });
     this.images.set(image.id, image);
     this.history.set(image.id, []);
     return image;

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect } from 'vitest';
-import type { ImageRecord } from '../../src/store/index.js';
+import { newImageRecord, type ImageRecord } from '../../src/store/index.js';
 
 /**
  * Returns a maker of fresh temp directories under os.tmpdir(); after each
@@ -29,29 +29,11 @@ let clock = Date.parse('2024-05-01T10:00:00.000Z');
 
 /** A base image record with every field set to something plain; `over` replaces fields. */
 export function imageRecord(over: Partial<ImageRecord> = {}): ImageRecord {
-  const at = new Date((clock += 1000)).toISOString();
-  return {
-    id: randomUUID(),
-    kind: 'BaseImage',
-    status: 'NEW',
+  clock += 1000;
+  return newImageRecord(randomUUID(), 'BaseImage', new Date(clock), {
     phase: 'queued',
     activity: 'Queued',
-    error: null,
-    percentComplete: 0,
     template: '<template><name>t</name></template>',
-    icicle: null,
-    parameters: {},
-    properties: {},
-    baseImageId: null,
-    targetImageId: null,
-    target: null,
-    provider: null,
-    identifierOnProvider: null,
-    providerAccountIdentifier: null,
-    bodyPath: null,
-    deadline: null,
-    created: at,
-    updated: at,
     ...over,
-  };
+  });
 }
