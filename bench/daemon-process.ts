@@ -22,7 +22,8 @@ export function daemonHome(plugins: string, extra: Record<string, unknown> = {})
   const config = join(root, 'imagefactory.conf');
   writeFileSync(
     config,
-    JSON.stringify({ image_manager_args: { storage_path: dirs.storage }, imgdir: dirs.imgdir, tmpdir: dirs.tmpdir, plugins, ...extra }),
+    // Downloaded media stay in the scratch area; the package cache is shared (it only saves downloads).
+    JSON.stringify({ image_manager_args: { storage_path: dirs.storage }, imgdir: dirs.imgdir, tmpdir: dirs.tmpdir, media_cache: join(root, 'media'), plugins, ...extra }),
   );
   return {
     root,

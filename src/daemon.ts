@@ -63,6 +63,8 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
     accel: config.accel,
     libvirtUri: config.libvirt_uri,
     stallSeconds: config.install_stall_seconds,
+    mediaCache: { dir: config.media_cache, maxBytes: config.media_cache_max_mb * 1024 * 1024, ...(config.installer_media_dir ? { mirrorDir: config.installer_media_dir } : {}) },
+    packageCache: config.package_cache === null ? null : { dir: config.package_cache, maxBytes: config.package_cache_max_mb * 1024 * 1024 },
     present: (image) => ({ [image.kind === 'BaseImage' ? 'base_image' : image.kind === 'TargetImage' ? 'target_image' : 'provider_image']: presentImage(image, baseUrl) }),
     log,
     ...(relay ? { inspect: relay.inspect } : {}),

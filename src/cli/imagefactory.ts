@@ -21,8 +21,8 @@ function finish(code: number): void {
   process.stderr.write('', done);
 }
 
-const COMMANDS = ['base_image', 'target_image', 'provider_image', 'images', 'delete', 'cancel', 'watch', 'plugins', 'validate'];
-const BUILD_COMMANDS = new Set(['base_image', 'target_image', 'provider_image']);
+const COMMANDS = ['build', 'base_image', 'target_image', 'provider_image', 'images', 'delete', 'cancel', 'watch', 'plugins', 'validate'];
+const BUILD_COMMANDS = new Set(['build', 'base_image', 'target_image', 'provider_image']);
 
 type Flags = GlobalFlags & BuildFlags & DeleteFlags & { _: string[] };
 
@@ -31,7 +31,7 @@ let params: ParameterFlag[] = [];
 /** Runs a command that talks to the daemon, then exits with its code. */
 function daemonCommand(name: string, flags: Flags, fn: (ctx: Context) => Promise<number>): void {
   void runCommand(name, io, async () => {
-    if (params.length && !BUILD_COMMANDS.has(name)) throw new UsageError('--parameter and --file-parameter only apply to base_image, target_image and provider_image', name);
+    if (params.length && !BUILD_COMMANDS.has(name)) throw new UsageError('--parameter and --file-parameter only apply to build, base_image, target_image and provider_image', name);
     if (flags._.length) throw new UsageError(`unexpected argument ${flags._[0]}`, name);
     const ctx = createContext(flags, io, finish);
     try {
@@ -58,6 +58,41 @@ const buildOptions = (command: ReturnType<typeof prog.command>) =>
     .option('--parameter', 'NAME VALUE: set one parameter to the text VALUE (repeatable; overrides --parameters)')
     .option('--file-parameter', 'NAME FILE: set one parameter to the content of FILE (repeatable; applied last)')
     .option('--wait', 'Wait for the build and show its progress; --no-wait prints the id at once', true);
+
+prog
+  .command('build <template>', 'Build a base image from a TDL template right here, without a daemon (root; qemu driver, embedded defaults)')
+  .option('--parameters', 'JSON file with an object of build parameters')
+  .option('--parameter', 'NAME VALUE: set one parameter to the text VALUE (repeatable)')
+  .option('--file-parameter', 'NAME FILE: set one parameter to the content of FILE (repeatable)')
+  .option('--data', 'Directory for images, catalog and logs (default $IMAGEFACTORY_DATA, else /var/lib/imagefactory/local as root)')
+  .option('--hypervisor', 'qemu, libvirt or auto', 'qemu')
+  .option('--timeout', 'Time limit of the build in seconds', 3600)
+  .example('build examples/debian-12.tdl')
+  .action((template: string, flags: Flags & { data?: unknown; hypervisor?: unknown; timeout?: unknown }) => {
+    void runCommand('build', io, async () => {
+      if (flags._.length) throw new UsageError(`unexpected argument ${flags._[0]}`, 'build');
+      const hypervisor = String(flags.hypervisor);
+      if (!['qemu', 'libvirt', 'auto'].includes(hypervisor)) throw new UsageError(`--hypervisor must be qemu, libvirt or auto, not ${hypervisor}`, 'build');
+      const timeoutSeconds = Number(flags.timeout);
+      if (!(timeoutSeconds > 0)) throw new UsageError(`--timeout must be a positive number of seconds`, 'build');
+      const { mergeParameters, readText } = await import('./client/parameters.js');
+      const text = readText(String(template), 'TEMPLATE');
+      const parameters = mergeParameters(optionText(flags.parameters, '--parameters'), params);
+      const { buildLocally } = await import('./local-build.js');
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      process.once('SIGTERM', () => abort.abort());
+      const dataDir = optionText(flags.data, '--data');
+      const { exitCode } = await buildLocally(text, {
+        ...(dataDir !== undefined ? { dataDir } : {}),
+        hypervisor: hypervisor as 'qemu' | 'libvirt' | 'auto',
+        timeoutSeconds,
+        parameters,
+        signal: abort.signal,
+      });
+      return exitCode;
+    }).then(finish);
+  });
 
 buildOptions(prog.command('base_image <template>', 'Build a base image from a TDL template file'))
   .example('base_image examples/fedora-40.tdl')
@@ -119,7 +154,7 @@ prog
   .example('validate examples/*.tdl')
   .action((file: string | undefined, opts: { json: boolean; _: string[] }) => {
     void runCommand('validate', io, async () => {
-      if (params.length) throw new UsageError('--parameter and --file-parameter only apply to base_image, target_image and provider_image', 'validate');
+      if (params.length) throw new UsageError('--parameter and --file-parameter only apply to build, base_image, target_image and provider_image', 'validate');
       const { runValidate } = await import('./validate.js');
       return runValidate(file === undefined ? [] : [String(file), ...opts._.map(String)], { json: Boolean(opts.json) });
     }).then(finish);

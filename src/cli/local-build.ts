@@ -1,44 +1,70 @@
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Engine } from '../engine/engine.js';
-import type { ImageRecord } from '../store/types.js';
+import { defaultConfig } from '../config/schema.js';
 import { SHIPPED_PLUGINS } from '../daemon.js';
+import { Engine } from '../engine/engine.js';
+import type { PackageCache } from '../os/debian/package-cache.js';
+import type { ImageRecord } from '../store/types.js';
 
 export interface LocalBuildOptions {
-  /** Where images, the catalog and logs go; `~/.local/share/imagefactory` by default. */
+  /** Where images, the catalog and logs go: $IMAGEFACTORY_DATA, else `/var/lib/imagefactory/local` as root, else `~/.local/share/imagefactory`. */
   dataDir?: string;
   timeoutSeconds?: number;
   hypervisor?: 'auto' | 'libvirt' | 'qemu';
+  parameters?: Record<string, unknown>;
+  /** The configuration's default package cache unless given (null: none). */
+  packageCache?: PackageCache | null;
   out?: NodeJS.WritableStream;
+  /** Aborting cancels the build (Ctrl-C); it then ends CANCELLED, cleaned up. */
+  signal?: AbortSignal;
+}
+
+export function defaultDataDir(): string {
+  if (process.env.IMAGEFACTORY_DATA) return resolve(process.env.IMAGEFACTORY_DATA);
+  return process.getuid?.() === 0 ? '/var/lib/imagefactory/local' : join(homedir(), '.local', 'share', 'imagefactory');
+}
+
+function defaultPackageCache(): PackageCache | null {
+  const config = defaultConfig();
+  return config.package_cache === null ? null : { dir: config.package_cache, maxBytes: config.package_cache_max_mb * 1024 * 1024 };
 }
 
 /**
- * Builds a base image from a template file without a daemon: an engine in
- * this process on the embedded defaults (qemu driver, shipped plugins),
- * printing each state and progress, then where the image is and how to boot it.
+ * Builds a base image from a template without a daemon: an engine in this
+ * process on the embedded defaults (qemu driver, shipped plugins), printing
+ * each state and progress, then where the image is and how to boot it.
  */
-export async function buildLocally(templateFile: string, opts: LocalBuildOptions = {}): Promise<{ image: ImageRecord; exitCode: number }> {
+export async function buildLocally(template: string, opts: LocalBuildOptions = {}): Promise<{ image: ImageRecord; exitCode: number }> {
   const out = opts.out ?? process.stdout;
-  const dataDir = resolve(opts.dataDir ?? process.env.IMAGEFACTORY_DATA ?? join(homedir(), '.local', 'share', 'imagefactory'));
-  const template = await readFile(templateFile, 'utf8');
+  const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   const engine = await Engine.create({
     storagePath: join(dataDir, 'storage'),
     workRoot: join(dataDir, 'work'),
-    timeoutSeconds: opts.timeoutSeconds ?? 3600,
+    timeoutSeconds: opts.timeoutSeconds ?? defaultConfig().timeout,
     phaseLimits: { installing: 1800, customizing: 1800 },
     maxConcurrentLocal: 1,
     maxConcurrentProvider: 1,
     pluginDirs: [SHIPPED_PLUGINS],
     hypervisor: opts.hypervisor ?? 'qemu',
+    packageCache: opts.packageCache === undefined ? defaultPackageCache() : opts.packageCache,
+    mediaCache: { dir: defaultConfig().media_cache, maxBytes: defaultConfig().media_cache_max_mb * 1024 * 1024 },
     log: () => undefined,
   });
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s`;
   let lastLine = '';
   try {
-    const submitted = engine.submitBaseImage({ template });
-    out.write(`image ${submitted.id}: building from ${templateFile} (data in ${dataDir})\n`);
+    const submitted = engine.submitBaseImage({ template, parameters: opts.parameters ?? {} });
+    out.write(`image ${submitted.id}: building (data in ${dataDir}, log ${engine.logPath(submitted.id)})\n`);
+    const cancel = () => {
+      out.write(`${elapsed()}  cancelling\n`);
+      try {
+        engine.cancel(submitted.id);
+      } catch {
+        // already final
+      }
+    };
+    opts.signal?.addEventListener('abort', cancel, { once: true });
     const image = await new Promise<ImageRecord>((resolveImage) => {
       const off = engine.subscribe((e) => {
         if (e.image.id !== submitted.id) return;
@@ -51,8 +77,11 @@ export async function buildLocally(templateFile: string, opts: LocalBuildOptions
         }
       });
     });
+    opts.signal?.removeEventListener('abort', cancel);
     if (image.status !== 'COMPLETE') {
-      out.write(`image ${image.id} ${image.status}: ${image.error?.code}: ${image.error?.message}\n`);
+      out.write(`image ${image.id} ${image.status}${image.error ? `: ${image.error.code}: ${image.error.message}` : ''}\n`);
+      const tail = image.error?.details?.outputTail;
+      if (typeof tail === 'string' && tail) out.write(`output tail:\n${tail}\n`);
       return { image, exitCode: 1 };
     }
     out.write(
@@ -62,6 +91,7 @@ export async function buildLocally(templateFile: string, opts: LocalBuildOptions
         `  body:   ${image.bodyPath} (qcow2, sha256 ${String(image.properties.sha256)})`,
         `  log:    ${engine.logPath(image.id)}`,
         `  boot:   qemu-system-x86_64 -accel tcg -m 1024 -nographic -snapshot -drive file=${image.bodyPath},format=qcow2,if=virtio`,
+        `          (-accel kvm where /dev/kvm works; -snapshot keeps the image unchanged; leave with Ctrl-A X)`,
         '',
       ].join('\n'),
     );

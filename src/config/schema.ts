@@ -39,6 +39,11 @@ export interface Config {
   accel: 'auto' | 'kvm' | 'tcg';
   libvirt_uri: string;
   install_stall_seconds: number;
+  package_cache: string | null;
+  package_cache_max_mb: number;
+  media_cache: string;
+  media_cache_max_mb: number;
+  installer_media_dir: string | null;
   /** false, true (port 8080) or the port of the Stately inspector relay. */
   inspect: boolean | number;
 }
@@ -198,6 +203,33 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     default: 300,
     description:
       'Seconds without disk or network activity after which a guest install is stopped as stalled (code `install_stalled`, with a screenshot and the console tail), as Oz does.',
+  },
+  package_cache: {
+    type: { kind: 'path', nullable: true },
+    default: '/var/cache/imagefactory/packages',
+    description:
+      'Directory of `.deb` packages shared by Debian/Ubuntu bootstrap builds, so that a rebuild downloads nothing it already has; `null` for none.',
+  },
+  package_cache_max_mb: {
+    type: { kind: 'number', integer: true, min: 0 },
+    default: 2048,
+    description: 'Size bound of `package_cache` in MiB: after each bootstrap, the least recently used packages are removed until the cache fits.',
+  },
+  media_cache: {
+    type: PATH,
+    default: '/var/cache/imagefactory/media',
+    description: 'Directory of downloaded install media (installer kernels and initrds, ISOs), keyed by URL and expected checksum, shared by builds.',
+  },
+  media_cache_max_mb: {
+    type: { kind: 'number', integer: true, min: 0 },
+    default: 8192,
+    description: 'Size bound of `media_cache` in MiB: the least recently used media are evicted beyond it (media in use by a build are kept).',
+  },
+  installer_media_dir: {
+    type: { kind: 'path', nullable: true },
+    default: null,
+    description:
+      'A local directory standing in for mirrors: `http://HOST/PATH` is looked up as `DIR/HOST/PATH` first (e.g. the contents of Debian\'s `debian-installer-12-netboot-amd64` package laid out as the mirror), `null` for none.',
   },
   inspect: {
     type: { kind: 'boolean-or-port' },

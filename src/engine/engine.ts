@@ -26,6 +26,8 @@ import { BuildLogs } from './build-log.js';
 import { callbackUrls, deliverCallback } from './callbacks.js';
 import { EngineError, StepError } from './errors.js';
 import { runProcess } from './process.js';
+import type { PackageCache } from '../os/debian/package-cache.js';
+import { DownloadCache, type DownloadCacheOptions } from '../os/media/download-cache.js';
 import { reapBuild, workdirFor } from './reaper.js';
 import { cloudPluginMissing, OS_STEPS, pluginMissing, PROGRESS_RANGE, removeWorkdir, runOsStep, snapshotBody, templateOf } from './steps.js';
 import type { BaseImageRequest, EngineApi, EngineEvent, MachineView, ProviderImageRequest, TargetImageRequest } from './types.js';
@@ -50,8 +52,10 @@ export interface EngineOptions {
   libvirtUri?: string;
   /** Seconds without guest disk or network activity before `install_stalled`. */
   stallSeconds?: number;
-  /** Directory of .deb files shared by Debian/Ubuntu builds. */
-  packageCache?: string | null;
+  /** The .deb directory shared by Debian/Ubuntu builds and its bound. */
+  packageCache?: PackageCache | null;
+  /** Downloaded install media; `<workRoot>/../media` without a bound by default. */
+  mediaCache?: DownloadCacheOptions;
   /** Shapes an image for callbacks (the REST layer's JSON). */
   present?: (image: ImageRecord) => unknown;
   log?: (line: string) => void;
@@ -102,6 +106,7 @@ export class Engine implements EngineApi {
     private readonly logs: BuildLogs,
     private readonly registry: PluginRegistry,
     private readonly pool: WorkerPool,
+    private readonly media: DownloadCache,
   ) {}
 
   static async create(opts: EngineOptions): Promise<Engine> {
@@ -111,7 +116,8 @@ export class Engine implements EngineApi {
     const logs = new BuildLogs(join(opts.storagePath, 'logs'));
     const registry = await discoverPlugins(opts.pluginDirs, { builtins: builtinPlugins({ packageCache: opts.packageCache ?? null }) });
     const pool = new WorkerPool(opts.poolThreads ? { maxThreads: opts.poolThreads } : {});
-    const engine = new Engine(opts, catalog, bodies, logs, registry, pool);
+    const media = new DownloadCache(opts.mediaCache ?? { dir: join(opts.workRoot, '..', 'media') });
+    const engine = new Engine(opts, catalog, bodies, logs, registry, pool, media);
     await engine.recover();
     return engine;
   }
@@ -359,14 +365,14 @@ export class Engine implements EngineApi {
       case 'snapshot': {
         const ctx = this.stepContext(image, signal);
         const bodyPath = this.bodies.pathFor(image.id);
-        const { sha256, size } = await snapshotBody({
+        const { sha256, size, format } = await snapshotBody({
           ctx,
           bodyPath,
           hash: (file, onProgress) => this.pool.sha256(file, { signal, onProgress }),
           freeze: async () => this.bodies.freeze(image.id),
         });
         const current = this.mustGet(image.id);
-        this.catalog.updateImage(image.id, { bodyPath, properties: { ...current.properties, sha256, size } });
+        this.catalog.updateImage(image.id, { bodyPath, properties: { ...current.properties, sha256, size, format } });
         return;
       }
       case 'adapt':
@@ -404,9 +410,18 @@ export class Engine implements EngineApi {
       signal,
       log: (line) => this.logs.write(image.id, line),
       progress: (percent, activity) => this.reportProgress(image.id, percent, activity),
-      run: (command, args, options = {}) =>
-        runProcess(command, args, { ...options, buildId: image.id, signal, log: (line) => this.logs.write(image.id, `${command}: ${line}`) }),
+      run: (command, args, { onLine, ...options } = {}) =>
+        runProcess(command, args, {
+          ...options,
+          buildId: image.id,
+          signal,
+          log: (line) => {
+            this.logs.write(image.id, `${command}: ${line}`);
+            onLine?.(line);
+          },
+        }),
       runGuest: (spec) => this.runGuest(image.id, spec, signal),
+      media: this.media,
       report: (facts) => {
         const current = this.mustGet(image.id);
         this.catalog.updateImage(image.id, {

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OsPlugin, StepContext } from '../os/plugin.js';
 import { parseTdl, formatTdlError, type Template } from '../tdl/index.js';
@@ -57,7 +57,7 @@ export async function snapshotBody(args: {
   bodyPath: string;
   hash: (file: string, onProgress: (done: number, total: number) => void) => Promise<string>;
   freeze: () => Promise<void>;
-}): Promise<{ sha256: string; size: number }> {
+}): Promise<{ sha256: string; size: number; format: 'qcow2' | 'raw' }> {
   const { ctx, bodyPath } = args;
   const disk = await stat(ctx.diskPath).catch(() => null);
   if (disk) {
@@ -70,7 +70,19 @@ export async function snapshotBody(args: {
   const sha256 = await args.hash(bodyPath, (done, total) => ctx.progress(total ? (done / total) * 100 : 100, 'Checksumming the image body (sha256)'));
   await args.freeze();
   const size = (await stat(bodyPath)).size;
-  return { sha256, size };
+  return { sha256, size, format: await diskFormat(bodyPath) };
+}
+
+/** qcow2 by its magic number, raw otherwise. */
+async function diskFormat(file: string): Promise<'qcow2' | 'raw'> {
+  const fh = await open(file, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    await fh.read(magic, 0, 4, 0);
+    return magic.equals(Buffer.from('QFI\xfb', 'latin1')) ? 'qcow2' : 'raw';
+  } finally {
+    await fh.close();
+  }
 }
 
 async function moveFile(from: string, to: string): Promise<void> {

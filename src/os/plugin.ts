@@ -1,3 +1,4 @@
+import type { DownloadCache } from './media/download-cache.js';
 import type { Template } from '../tdl/index.js';
 import type { ImageRecord } from '../store/types.js';
 import type { DiskSpec } from '../hypervisor/types.js';
@@ -39,7 +40,7 @@ export interface StepContext {
   log(line: string): void;
   progress(percent: number, activity: string): void;
   /** Spawns a program in its own process group, output to the build log; the group is killed on abort. */
-  run(command: string, args: string[], options?: { cwd?: string; env?: Record<string, string>; input?: string }): Promise<RunResult>;
+  run(command: string, args: string[], options?: RunOptions): Promise<RunResult>;
   /**
    * Boots a guest on the configured hypervisor and watches it until it
    * powers itself off; rejects with `install_stalled`, `timeout` or
@@ -47,8 +48,18 @@ export interface StepContext {
    * guest is destroyed on every exit path.
    */
   runGuest(spec: GuestSpec): Promise<void>;
+  /** Install media by URL, through the daemon's shared download cache (`media_cache`, `installer_media_dir`). */
+  media: DownloadCache;
   /** Facts for the image record: its package manifest, properties. */
   report(facts: { icicle?: string; properties?: Record<string, unknown> }): void;
+}
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  input?: string;
+  /** Called with each output line as it comes (progress from a long tool). */
+  onLine?: (line: string) => void;
 }
 
 export interface GuestSpec {

@@ -1,9 +1,10 @@
 import type { OsPlugin } from '../os/plugin.js';
+import type { PackageCache } from '../os/debian/package-cache.js';
 
 /** Settings the shipped plugins take from the daemon's configuration. */
 export interface BuiltinOptions {
-  /** Directory of .deb files shared by Debian/Ubuntu builds, or null for none. */
-  packageCache?: string | null;
+  /** The .deb directory shared by Debian/Ubuntu builds and its bound, or null for none. */
+  packageCache?: PackageCache | null;
 }
 
 /**

@@ -30,7 +30,7 @@ describe('imagefactory usage errors, an unreachable daemon, and offline validate
     ['an unreadable template', ['base_image', '/nonexistent/t.tdl'], /TEMPLATE: cannot read \/nonexistent\/t\.tdl: no such file/],
     ['--parameters on a command that builds nothing', ['images', '--parameters', 'x.json'], /unknown option --parameters/],
     ['--parameter with one value', ['base_image', 't.tdl', '--parameter', 'only-name'], /--parameter needs two values/],
-    ['--parameter on a command that builds nothing', ['images', '--parameter', 'a', 'b'], /only apply to base_image/],
+    ['--parameter on a command that builds nothing', ['images', '--parameter', 'a', 'b'], /only apply to build, base_image/],
     ['a bad --output', ['images', '--output', 'yaml'], /--output must be log or json/],
     ['a URL that is not http(s)', ['images', '--url', 'ftp://host/'], /only http:\/\/ and https:\/\//],
     ['an OAuth key (signing is not available yet)', ['images', '--key', 'k', '--secret', 's'], /OAuth signing .* not available in this version yet/],

@@ -42,6 +42,11 @@ describe('loading the configuration', () => {
       accel: 'auto',
       libvirt_uri: 'qemu:///system',
       install_stall_seconds: 300,
+      package_cache: '/var/cache/imagefactory/packages',
+      package_cache_max_mb: 2048,
+      media_cache: '/var/cache/imagefactory/media',
+      media_cache_max_mb: 8192,
+      installer_media_dir: null,
     });
   });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Catalog } from '../../src/store/index.js';
 import { processesOfBuild } from '../../src/engine/reaper.js';
-import { daemonHome, getImage, postBase, startDaemon, template, waitPhase, waitStatus, type Daemon } from './helpers.js';
+import { daemonHome, getImage, postBase, readEvents, startDaemon, template, waitPhase, waitStatus, type Daemon } from './helpers.js';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -17,33 +17,6 @@ async function setUp(flags: string[] = [], extra: Record<string, unknown> = {}) 
   const daemon = await startDaemon(home.config, ...flags);
   cleanups.push(() => daemon.stop());
   return { home, daemon };
-}
-
-/** Collects Server-Sent Events until `until` says stop. */
-function readEvents(url: string, until: (events: { event: string; data: any }[]) => boolean): Promise<{ event: string; data: any }[]> {
-  return new Promise((resolve, reject) => {
-    const events: { event: string; data: any }[] = [];
-    const req = http.get(url, { headers: { accept: 'text/event-stream' } }, (res) => {
-      let buffer = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) events.push({ event, data: JSON.parse(data) });
-          if (until(events)) {
-            req.destroy();
-            resolve(events);
-          }
-        }
-      });
-    });
-    req.on('error', (e) => (e.message.includes('aborted') || (e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)));
-  });
 }
 
 describe('imagefactoryd over REST (a real daemon on loopback)', () => {

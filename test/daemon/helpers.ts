@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { daemonHome as home } from '../../bench/daemon-process.js';
 
@@ -42,4 +43,31 @@ export async function waitPhase(url: string, id: string, phase: string, timeoutM
     if (Date.now() > end) throw new Error(`image ${id} never reached ${phase}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Collects Server-Sent Events until `until` says stop. */
+export function readEvents(url: string, until: (events: { event: string; data: any }[]) => boolean): Promise<{ event: string; data: any }[]> {
+  return new Promise((resolve, reject) => {
+    const events: { event: string; data: any }[] = [];
+    const req = http.get(url, { headers: { accept: 'text/event-stream' } }, (res) => {
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event && data) events.push({ event, data: JSON.parse(data) });
+          if (until(events)) {
+            req.destroy();
+            resolve(events);
+          }
+        }
+      });
+    });
+    req.on('error', (e) => (e.message.includes('aborted') || (e as NodeJS.ErrnoException).code === 'ECONNRESET' ? undefined : reject(e)));
+  });
 }

@@ -1,11 +1,11 @@
 import type { Repository, Template } from '../../tdl/index.js';
-import type { Release } from './releases.js';
+import type { KernelFlavour, Release } from './releases.js';
 import { ARCHES } from './releases.js';
 
 /** What every image gets besides the template's packages: a kernel, an init, a network and ssh. */
-export function basePackages(release: Release, arch: string): string[] {
+export function basePackages(release: Release, arch: string, kernel: KernelFlavour = 'cloud'): string[] {
   const info = ARCHES[arch]!;
-  return [info.kernelPackage[release.distro], 'systemd-sysv', 'udev', 'ifupdown', 'isc-dhcp-client', 'openssh-server'];
+  return [info.kernelPackage[kernel][release.distro], 'systemd-sysv', 'udev', 'ifupdown', 'isc-dhcp-client', 'openssh-server'];
 }
 
 /**
@@ -15,24 +15,32 @@ export function basePackages(release: Release, arch: string): string[] {
  * explicitly, since nothing else can verify them.
  */
 export function sourceLine(repo: Repository, suite: string): string {
-  let line = /^deb(-src)?\s/.test(repo.url.trim()) ? repo.url.trim() : `deb ${repo.url.trim()} ${suite} main`;
-  if (!repo.signed && !line.includes('[')) line = line.replace(/^(deb(-src)?)\s+/, '$1 [trusted=yes] ');
-  return line;
+  const line = /^deb(-src)?\s/.test(repo.url.trim()) ? repo.url.trim() : `deb ${repo.url.trim()} ${suite} main`;
+  if (repo.signed || /^deb(-src)?\s+\[[^\]]*\btrusted=/.test(line)) return line;
+  // Options already given (`deb [arch=amd64] …`) get trusted=yes added inside their brackets.
+  if (/^deb(-src)?\s+\[/.test(line)) return line.replace(/^(deb(-src)?\s+\[)\s*/, '$1trusted=yes ');
+  return line.replace(/^(deb(-src)?)\s+/, '$1 [trusted=yes] ');
 }
 
 export function repositoryFile(repo: Repository): string {
   return `/etc/apt/sources.list.d/imagefactory-${repo.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.list`;
 }
 
-/** `Acquire::https::HOST::Verify-Peer "false"` for repositories whose sslverify is off. */
+/** `Acquire::https::HOST::Verify-Peer/Verify-Host "false"` for repositories whose sslverify is off. */
 export function aptTlsOptions(repos: Repository[]): string[] {
   const hosts = new Set<string>();
   for (const r of repos) {
     if (r.sslverify) continue;
     const url = /https:\/\/[^\s/]+/.exec(r.url)?.[0];
-    if (url) hosts.add(new URL(url).host);
+    if (!url) continue;
+    try {
+      // apt keys this setting by host name, without the port.
+      hosts.add(new URL(url).hostname);
+    } catch {
+      // not a URL apt could fetch either: nothing to relax
+    }
   }
-  return [...hosts].map((h) => `Acquire::https::${h}::Verify-Peer "false"`);
+  return [...hosts].flatMap((h) => [`Acquire::https::${h}::Verify-Peer "false"`, `Acquire::https::${h}::Verify-Host "false"`]);
 }
 
 export interface BootstrapArgs {
@@ -58,7 +66,12 @@ export function mmdebstrapArgs(a: BootstrapArgs): string[] {
   }
   if (a.packageCache) {
     args.push(`--setup-hook=mkdir -p "$1/var/cache/apt/archives" && find ${shellQuote(a.packageCache)} -maxdepth 1 -name '*.deb' -exec cp -t "$1/var/cache/apt/archives/" {} + 2>/dev/null || true`);
-    args.push(`--customize-hook=mkdir -p ${shellQuote(a.packageCache)} && find "$1/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -n -t ${shellQuote(a.packageCache)} {} +`);
+    // Each new package lands under a hidden temporary name, then is renamed: a build running alongside never copies half a file.
+    const cache = shellQuote(a.packageCache);
+    args.push(
+      // A cache that cannot be written (full, read-only) costs the next build a download, never this build.
+      `--customize-hook=mkdir -p ${cache} 2>/dev/null; for f in "$1"/var/cache/apt/archives/*.deb; do [ -f "$f" ] || continue; b=$(basename "$f"); [ -e ${cache}/"$b" ] || { cp "$f" ${cache}/".$b.$$" 2>/dev/null && mv ${cache}/".$b.$$" ${cache}/"$b"; } || rm -f ${cache}/".$b.$$"; done; true`,
+    );
   }
   args.push(a.release.suite, a.tree, a.mirror);
   return args;

@@ -27,7 +27,7 @@ async function must(run: Run, command: string, args: string[], options?: { input
 /** The newest kernel and its initrd in the tree's /boot. */
 export async function findKernel(tree: string): Promise<{ kernel: string; initrd: string }> {
   const boot = await readdir(join(tree, 'boot'));
-  const kernels = boot.filter((f) => f.startsWith('vmlinuz-')).sort();
+  const kernels = boot.filter((f) => f.startsWith('vmlinuz-')).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const kernel = kernels.at(-1);
   if (!kernel) throw new Error(`no kernel in ${join(tree, 'boot')}: the bootstrap must include a linux-image package`);
   const initrd = `initrd.img-${kernel.slice('vmlinuz-'.length)}`;

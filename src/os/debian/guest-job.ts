@@ -52,14 +52,20 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 `;
 
-function commandBytes(content: Content): Buffer | null {
-  return content.type === 'url' ? null : content.data;
+function contentBytes(what: string, content: Content, fetched: Map<string, Buffer>): Buffer {
+  const data = content.type === 'url' ? fetched.get(content.url) : content.data;
+  if (!data) throw new Error(`${what}: its url content was not fetched`);
+  return data;
+}
+
+/** Stops the job: the failure is on the channel, the disk is synced, the guest powers off. */
+function failWith(label: string): string {
+  return `{ echo "${MARK} failed "${label}" rc=$rc"; sync; systemctl poweroff; exit $rc; }`;
 }
 
 /** Runs one template command from a file, with its name and exit code framed by markers. */
 function commandBlock(kind: 'precommand' | 'command', c: Command, index: number, fetched: Map<string, Buffer>): string {
-  const data = commandBytes(c.content) ?? fetched.get((c.content as { url: string }).url);
-  if (!data) throw new Error(`command "${c.name}": its url content was not fetched`);
+  const data = contentBytes(`command "${c.name}"`, c.content, fetched);
   const file = `/run/imagefactory-${kind}-${index}`;
   const label = shellQuote(`${kind} ${c.name}`);
   return [
@@ -70,7 +76,7 @@ function commandBlock(kind: 'precommand' | 'command', c: Command, index: number,
     `rc=$?`,
     `echo "${MARK} end "${label}" rc=$rc"`,
     `rm -f ${file}`,
-    `[ $rc -eq 0 ] || { echo "${MARK} failed "${label}" rc=$rc"; sync; systemctl poweroff; exit $rc; }`,
+    `[ $rc -eq 0 ] || ${failWith(label)}`,
   ].join('\n');
 }
 
@@ -85,24 +91,32 @@ export function guestJob(template: Template, opts: { runPrecommands: boolean; in
       `apt-get update -q && apt-get install -y -q --no-install-recommends ${opts.installInGuest.map(shellQuote).join(' ')}`,
       'rc=$?',
       `echo "${MARK} end "${label}" rc=$rc"`,
-      `[ $rc -eq 0 ] || { echo "${MARK} failed "${label}" rc=$rc"; sync; systemctl poweroff; exit $rc; }`,
+      `[ $rc -eq 0 ] || ${failWith(label)}`,
     );
   }
   if (opts.filesInGuest) {
     for (const f of template.files) {
-      const data = f.content.type === 'url' ? opts.fetched.get(f.content.url)! : f.content.data;
-      lines.push(`mkdir -p "$(dirname ${shellQuote(f.name)})" && printf '%s' ${shellQuote(data.toString('base64'))} | base64 -d > ${shellQuote(f.name)}`);
+      const data = contentBytes(`file "${f.name}"`, f.content, opts.fetched);
+      const label = shellQuote(`file ${f.name}`);
+      lines.push(
+        `echo "${MARK} begin "${label}`,
+        `mkdir -p "$(dirname ${shellQuote(f.name)})" && printf '%s' ${shellQuote(data.toString('base64'))} | base64 -d > ${shellQuote(f.name)}`,
+        'rc=$?',
+        `echo "${MARK} end "${label}" rc=$rc"`,
+        `[ $rc -eq 0 ] || ${failWith(label)}`,
+      );
     }
   }
   template.commands.forEach((c, i) => lines.push(commandBlock('command', c, i, opts.fetched)));
 
   // The manifest: one line per installed package, then the template's extra_command over all of them.
   lines.push(`echo "${MARK} icicle-begin"`);
-  lines.push(`dpkg-query -W -f='\${db:Status-Abbrev}\\t\${binary:Package}\\t\${Version}\\t\${Architecture}\\n' | awk -F'\\t' '$1 ~ /^ii/ {print "${MARK}-PKG\\t" $2 "\\t" $3 "\\t" $4}'`);
+  lines.push(`dpkg-query -W -f='\${db:Status-Abbrev}\\t\${Package}\\t\${Version}\\t\${Architecture}\\n' | awk -F'\\t' '$1 ~ /^ii/ {print "${MARK}-PKG\\t" $2 "\\t" $3 "\\t" $4}'`);
   if (template.os.icicleExtraCommand) {
+    // As Oz does: the package names are appended to the command, which prints one line per package.
     lines.push(
-      `dpkg-query -W -f='\${db:Status-Abbrev} \${binary:Package}\\n' | awk '$1 ~ /^ii/ {print $2}' > /run/imagefactory-pkgs`,
-      `sh -c ${shellQuote(template.os.icicleExtraCommand)} -- $(cat /run/imagefactory-pkgs) 2>/dev/null | sed 's/^/${MARK}-EXTRA\\t/'`,
+      `dpkg-query -W -f='\${db:Status-Abbrev} \${Package}\\n' | awk '$1 ~ /^ii/ {print $2}' > /run/imagefactory-pkgs`,
+      `sh -c ${shellQuote(template.os.icicleExtraCommand)}" $(tr '\\n' ' ' < /run/imagefactory-pkgs)" 2>/dev/null | sed 's/^/${MARK}-EXTRA\\t/'`,
     );
   }
   lines.push(`echo "${MARK} icicle-end"`);
@@ -128,11 +142,14 @@ export interface JobOutcome {
   done: boolean;
   failed: { name: string; code: number; tail: string } | null;
   packages: { name: string; version: string; arch: string; extra: string | null }[];
+  /** The extra command printed a line count other than one per package (Oz refuses that too). */
+  extrasMismatch?: { packages: number; lines: number };
 }
 
 /** Reads the channel log the guest wrote. */
 export function parseChannel(log: string): JobOutcome {
-  const lines = log.split(/\r?\n/);
+  // A command whose output lacks a final newline has the end marker glued to its last line.
+  const lines = log.replace(new RegExp(`(?<=[^\\n])(${MARK} (?:end|failed) [^\\n]* rc=\\d+)\r?$`, 'gm'), '\n$1').split(/\r?\n/);
   const outcome: JobOutcome = { booted: false, done: false, failed: null, packages: [] };
   const extras: string[] = [];
   let current: { name: string; out: string[] } | null = null;
@@ -151,8 +168,7 @@ export function parseChannel(log: string): JobOutcome {
       // keep `current` for a following `failed` line
     } else if (current) current.out.push(line);
   }
-  extras.forEach((e, i) => {
-    if (outcome.packages[i]) outcome.packages[i]!.extra = e;
-  });
+  if (extras.length && extras.length !== outcome.packages.length) outcome.extrasMismatch = { packages: outcome.packages.length, lines: extras.length };
+  else extras.forEach((e, i) => (outcome.packages[i]!.extra = e));
   return outcome;
 }

@@ -5,10 +5,22 @@ import type { Content } from '../../tdl/index.js';
 import { icicleXml } from '../../tdl/icicle.js';
 import { basePackages, mmdebstrapArgs } from './bootstrap.js';
 import { assembleDisk } from './disk.js';
-import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, guestJob, HOSTKEYS_UNIT, parseChannel, UNIT_NAME } from './guest-job.js';
-import { releaseOf, SUPPORTED_ARCHES, type Release } from './releases.js';
+import { pruneCache, type PackageCache } from './package-cache.js';
+import { followChannel } from './follow.js';
+import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, guestJob, HOSTKEYS_UNIT, MARK, parseChannel, UNIT_NAME } from './guest-job.js';
+import { KERNEL_FLAVOURS, releaseOf, SUPPORTED_ARCHES, type KernelFlavour, type Release } from './releases.js';
 
 const DEFAULT_DISK_BYTES = 10n * 1024n ** 3n;
+
+/** mmdebstrap's own stage lines, as install progress (percent of the install step). */
+const MMDEBSTRAP_STAGES: [string, number, string][] = [
+  ['I: running apt-get update', 8, 'mmdebstrap: reading the package lists'],
+  ['I: downloading packages', 15, 'mmdebstrap: downloading packages'],
+  ['I: extracting archives', 30, 'mmdebstrap: extracting the essential packages'],
+  ['I: installing essential packages', 40, 'mmdebstrap: installing the essential packages'],
+  ['I: installing remaining packages', 55, 'mmdebstrap: installing the kernel and the template packages'],
+  ['I: cleaning package lists', 78, 'mmdebstrap: cleaning up'],
+];
 
 /** A typed step failure (the engine records `code`, `message` and `details`). */
 class DebianError extends Error {
@@ -36,6 +48,13 @@ function release(ctx: StepContext): Release {
   if (!r) throw new DebianError('unsupported_release', `${name} ${version} is not a release this plugin knows (Debian 10–13, Ubuntu 20.04, 22.04, 24.04)`);
   if (!SUPPORTED_ARCHES.includes(arch)) throw new DebianError('unsupported_arch', `${name} images for ${arch} are not built yet (supported: ${SUPPORTED_ARCHES.join(', ')})`);
   return r;
+}
+
+/** `parameters.kernel`: `cloud` (default) or `generic`. */
+function kernelFlavour(ctx: StepContext): KernelFlavour {
+  const kernel = ctx.parameters.kernel ?? 'cloud';
+  if (!KERNEL_FLAVOURS.includes(kernel as KernelFlavour)) throw new DebianError('bad_parameter', `parameter kernel must be one of ${KERNEL_FLAVOURS.join(', ')}, not ${JSON.stringify(kernel)}`);
+  return kernel as KernelFlavour;
 }
 
 function mirrorOf(ctx: StepContext): string {
@@ -107,7 +126,7 @@ async function exists(p: string): Promise<boolean> {
  * commands run in that guest, which proves the image boots and then powers
  * itself off clean.
  */
-export function createDebianPlugin(opts: { packageCache?: string | null } = {}): OsPlugin {
+export function createDebianPlugin(opts: { packageCache?: PackageCache | null } = {}): OsPlugin {
   return {
     prepare: {
       async run(ctx) {
@@ -117,6 +136,7 @@ export function createDebianPlugin(opts: { packageCache?: string | null } = {}):
         if (strategy !== 'bootstrap') {
           throw new DebianError('strategy_unavailable', `install_strategy "${String(strategy)}" is not available for Debian/Ubuntu yet; use "bootstrap"`);
         }
+        kernelFlavour(ctx);
         await mkdir(ctx.workdir, { recursive: true });
       },
       async undo() {},
@@ -131,9 +151,15 @@ export function createDebianPlugin(opts: { packageCache?: string | null } = {}):
         // Precommands must run before the template's packages: then packages are installed in the guest, after them.
         const hostPackages = ctx.template.precommands.length ? [] : ctx.template.packages.map((x) => x.name);
         ctx.progress(5, `Bootstrapping ${r.distro} ${r.suite} with mmdebstrap`);
-        const args = mmdebstrapArgs({ template: ctx.template, release: r, mirror: mirrorOf(ctx), tree: p.tree, packageCache: opts.packageCache ?? null, packages: [...basePackages(r, ctx.template.os.arch), ...hostPackages] });
-        const out = await ctx.run('mmdebstrap', args);
+        const args = mmdebstrapArgs({ template: ctx.template, release: r, mirror: mirrorOf(ctx), tree: p.tree, packageCache: opts.packageCache?.dir ?? null, packages: [...basePackages(r, ctx.template.os.arch, kernelFlavour(ctx)), ...hostPackages] });
+        const out = await ctx.run('mmdebstrap', args, {
+          onLine: (line) => {
+            const stage = MMDEBSTRAP_STAGES.find(([prefix]) => line.startsWith(prefix));
+            if (stage) ctx.progress(stage[1], stage[2]);
+          },
+        });
         if (out.code !== 0) throw new DebianError('bootstrap_failed', `mmdebstrap exited with ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}`, { outputTail: out.stderr.slice(-2000) });
+        if (opts.packageCache) await pruneCache(opts.packageCache);
         ctx.progress(80, 'Writing files and assembling the disk');
         // Files come after packages (Oz's order): on the host now, or in the guest after its package install.
         await writeIntoTree(ctx, p.tree, fetched, ctx.template.precommands.length === 0);
@@ -167,19 +193,38 @@ export function createDebianPlugin(opts: { packageCache?: string | null } = {}):
         await rm(p.channel, { force: true });
         ctx.progress(5, 'Booting the image to run the template commands');
         const started = Date.now();
-        await ctx.runGuest({ purpose: 'customize', memoryMiB: 1024, vcpus: 2, disks: [{ path: p.raw, format: 'raw' }, { path: p.job, format: 'raw', readonly: true }], network: 'user', serialLog: p.console, channelLog: p.channel });
+        const follow = followChannel(p.channel, (line) => {
+          if (line.startsWith(`${MARK}-`)) return; // manifest lines: in the ICICLE, not the log
+          ctx.log(`guest: ${line}`);
+          const begin = /^IFMARK begin (.*)$/.exec(line);
+          if (begin) ctx.progress(30, `In the guest: ${begin[1]}`);
+          else if (line.startsWith(`${MARK} booted`)) ctx.progress(20, `Booted in ${Math.round((Date.now() - started) / 1000)} s; running the template in the guest`);
+          else if (line === `${MARK} icicle-begin`) ctx.progress(70, 'In the guest: listing packages and cleaning up');
+        });
+        try {
+          await ctx.runGuest({ purpose: 'customize', memoryMiB: 1024, vcpus: 2, disks: [{ path: p.raw, format: 'raw' }, { path: p.job, format: 'raw', readonly: true }], network: 'user', serialLog: p.console, channelLog: p.channel });
+        } finally {
+          await follow.stop();
+        }
         const seconds = (Date.now() - started) / 1000;
         const outcome = parseChannel(await readFile(p.channel, 'utf8').catch(() => ''));
         const consoleTail = (await readFile(p.console, 'utf8').catch(() => '')).slice(-2000);
         if (!outcome.booted) throw new DebianError('boot_failed', 'the image did not boot to multi-user by its own bootloader', { consoleTail });
         if (outcome.failed) {
-          throw new DebianError('command_failed', `${outcome.failed.name} exited with ${outcome.failed.code}`, {
-            command: outcome.failed.name.replace(/^(pre)?command /, ''),
-            exitCode: outcome.failed.code,
-            outputTail: outcome.failed.tail,
+          const { name, code, tail } = outcome.failed;
+          const shortTail = tail.split('\n').slice(-10).join('\n').slice(-1000);
+          throw new DebianError('command_failed', `${name} exited with ${code}${shortTail ? `; output tail:\n${shortTail}` : ' (no output)'}`, {
+            step: name,
+            ...(/^(pre)?command /.test(name) ? { command: name.replace(/^(pre)?command /, '') } : {}),
+            exitCode: code,
+            outputTail: tail,
           });
         }
         if (!outcome.done) throw new DebianError('customize_incomplete', 'the guest powered off before finishing its customization', { consoleTail });
+        if (outcome.extrasMismatch) {
+          const { packages, lines } = outcome.extrasMismatch;
+          throw new DebianError('icicle_extra_mismatch', `icicle/extra_command printed ${lines} lines for ${packages} packages; it must print one line per package name appended to it`);
+        }
         ctx.report({
           icicle: icicleXml(ctx.template.description, outcome.packages.map((x) => ({ name: `${x.name}_${x.version}_${x.arch}`, extra: x.extra }))),
           properties: { boot_check: 'multi-user', customize_boot_seconds: Math.round(seconds * 10) / 10 },

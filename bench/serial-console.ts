@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { BUILD_ID_ENV } from '../src/engine/process.js';
+
+/**
+ * Boots a disk image under qemu with its first serial port on a pipe, so a
+ * test or benchmark can wait for a login prompt, log in and run commands,
+ * as a person at the console would. Nothing is written to the image
+ * (`-snapshot`). Shared by the end-to-end tests and the benchmarks.
+ */
+export interface ConsoleSession {
+  /** Everything the console printed so far. */
+  output(): string;
+  /** Resolves when `pattern` appears after `from` (default: what was printed before the call is ignored). */
+  waitFor(pattern: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
+  send(text: string): void;
+  /** Logs in as root and waits for the shell prompt. */
+  login(password: string, timeoutMs: number): Promise<void>;
+  /** Runs a shell command line and resolves with what it printed (between two markers). */
+  run(command: string, timeoutMs?: number): Promise<string>;
+  /** Kills qemu and waits for it to be gone. */
+  close(): Promise<void>;
+  proc: ChildProcess;
+}
+
+export function bootConsole(image: string, opts: { format?: 'qcow2' | 'raw'; memoryMiB?: number; tag?: string } = {}): ConsoleSession {
+  const proc = spawn(
+    'qemu-system-x86_64',
+    [
+      '-accel', 'tcg', '-m', String(opts.memoryMiB ?? 1024), '-smp', '2',
+      '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-snapshot', '-no-reboot',
+      '-drive', `file=${image},format=${opts.format ?? 'qcow2'},if=virtio`,
+      '-nic', 'user,model=virtio-net-pci',
+    ],
+    // Tagged like a build's processes, so a leak check finds it.
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, [BUILD_ID_ENV]: opts.tag ?? 'console' } },
+  );
+  let out = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    out += d.toString('utf8');
+    for (const w of waiters) w();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+    for (const w of waiters) w();
+  });
+
+  const session: ConsoleSession = {
+    proc,
+    output: () => out,
+    waitFor(pattern, timeoutMs, from = out.length) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(out.slice(from));
+          if (m) return done(() => resolve(m));
+          if (ended) done(() => reject(new Error(`qemu exited before ${pattern} appeared; console tail:\n${out.slice(-1500)}`)));
+        };
+        const timer = setTimeout(() => done(() => reject(new Error(`${pattern} did not appear within ${timeoutMs} ms; console tail:\n${out.slice(-1500)}`))), timeoutMs);
+        const done = (fn: () => void) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          fn();
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    send(text) {
+      proc.stdin!.write(text);
+    },
+    async login(password, timeoutMs) {
+      const start = 0;
+      await session.waitFor(/login: *$/m, timeoutMs, start);
+      let mark = out.length;
+      session.send('root\n');
+      await session.waitFor(/Password: *$/m, 30_000, mark);
+      mark = out.length;
+      session.send(`${password}\n`);
+      await session.waitFor(/# *$/m, 30_000, mark);
+    },
+    async run(command, timeoutMs = 30_000) {
+      const id = Math.random().toString(36).slice(2, 8);
+      const mark = out.length;
+      // The markers are built by the shell, so the echoed command line never matches them.
+      session.send(`echo BEGIN-$((6*7))-${id}; ${command}; echo END-$((6*7))-${id}\n`);
+      const m = await session.waitFor(new RegExp(`BEGIN-42-${id}\\r?\\n([\\s\\S]*?)END-42-${id}`), timeoutMs, mark);
+      return m[1]!.replace(/\r/g, '');
+    },
+    async close() {
+      if (!ended) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+  return session;
+}
