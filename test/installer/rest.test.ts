@@ -63,142 +63,134 @@ function diskHead(body: string): string {
 
 // The two drivers run side by side, each one's tests in turn: ten TCG guests at once would starve each other's boots.
 describe.concurrent.each<DriverKind>(['qemu', 'libvirt'])('installs on the %s driver, over REST', (kind) => {
-  describe.sequential('', () => {
-  async function setUp(extra: Record<string, unknown> = {}) {
-    const home = daemonHome({ hypervisor: kind, accel: 'tcg', max_concurrent_local_sessions: 4, ...extra });
-    const daemon = await startDaemon(home.config);
-    return { home, daemon };
-  }
+  describe.sequential('each in turn', () => {
+    async function setUp(extra: Record<string, unknown> = {}) {
+      const home = daemonHome({ hypervisor: kind, accel: 'tcg', max_concurrent_local_sessions: 4, ...extra });
+      const daemon = await startDaemon(home.config);
+      return { home, daemon };
+    }
 
-  it(
-    'installs from the mirror with the answer file, two builds side by side, each onto its own disk',
-    async () => {
-      const { home, daemon } = await setUp();
+    /** Runs `fn` against a fresh daemon, then checks no temp file of its builds is left, and removes it all. */
+    async function withDaemon(extra: Record<string, unknown>, fn: (d: { home: ReturnType<typeof daemonHome>; daemon: Daemon }) => Promise<void>) {
+      const { home, daemon } = await setUp(extra);
       try {
-        const ids = await Promise.all(
-          ['alpha', 'beta'].map(async (tag) => {
-            const posted = await postBase(daemon.url, template('ok'), { tag });
-            expect(posted.status).toBe(202);
-            return posted.body.base_image.id as string;
-          }),
-        );
-        const done = await Promise.all(ids.map((id) => waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS)));
-        expect(done.map((d) => [d.status, d.status_detail.error])).toEqual([
-          ['COMPLETE', null],
-          ['COMPLETE', null],
-        ]);
-        expect(diskHead(join(home.dirs.storage, `${ids[0]}.body`))).toContain(`${GUEST_DISK_MARKER} alpha`);
-        expect(diskHead(join(home.dirs.storage, `${ids[1]}.body`))).toContain(`${GUEST_DISK_MARKER} beta`);
-        const log = await (await fetch(`${daemon.url}/imagefactory/base_images/${ids[0]}/log`)).text();
-        expect(log).toContain(`installer: ${mirrorUrl}dists/bookworm/`);
-        expect(log).toContain('testguest: mode=ok');
-        for (const id of ids) expect(guestsOf(id, kind)).toEqual([]);
+        await fn({ home, daemon });
         expect(home.leftovers()).toEqual([]);
       } finally {
         await daemon.stop();
         home.remove();
       }
-    },
-    BUILD_MS * 2,
-  );
+    }
 
-  it(
-    `fails a stalled installer with install_stalled within ${STALL_SECONDS} + 2 s of its last activity, with a screenshot and the console tail`,
-    async () => {
-      const { home, daemon } = await setUp({ install_stall_seconds: STALL_SECONDS });
-      try {
-        const id = (await postBase(daemon.url, template('stall'))).body.base_image.id as string;
-        const image = await waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
-        expect(image.status_detail.error_code).toBe('install_stalled');
-        expect(image.status_detail.error).toContain(`no disk or network activity for ${STALL_SECONDS} s`);
-        const details = image.status_detail.error_details;
-        expect(details.idleSeconds).toBeGreaterThanOrEqual(STALL_SECONDS);
-        expect(details.idleSeconds).toBeLessThanOrEqual(STALL_SECONDS + 2);
-        expect(details.serialTail).toContain('testguest: stalling without I/O');
-        expect(readFileSync(details.serialTailFile, 'utf8')).toBe(details.serialTail);
-        // Kept with the build in storage (not in its workdir, which is gone): a real PNG.
-        expect(details.screenshot).toBe(join(home.dirs.storage, 'artifacts', id, `imagefactory-${id}-install.install_stalled.png`));
-        expect(readFileSync(details.screenshot).subarray(1, 4).toString('latin1')).toBe('PNG');
-        expect(guestsOf(id, kind)).toEqual([]);
-        expect(home.leftovers()).toEqual([]);
-      } finally {
-        await daemon.stop();
-        home.remove();
-      }
-    },
-    BUILD_MS,
-  );
+    it(
+      'installs from the mirror with the answer file, two builds side by side, each onto its own disk',
+      async () => {
+        await withDaemon({}, async ({ home, daemon }) => {
+          const ids = await Promise.all(
+            ['alpha', 'beta'].map(async (tag) => {
+              const posted = await postBase(daemon.url, template('ok'), { tag });
+              expect(posted.status).toBe(202);
+              return posted.body.base_image.id as string;
+            }),
+          );
+          const done = await Promise.all(ids.map((id) => waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS)));
+          expect(done.map((d) => [d.status, d.status_detail.error])).toEqual([
+            ['COMPLETE', null],
+            ['COMPLETE', null],
+          ]);
+          expect(diskHead(join(home.dirs.storage, `${ids[0]}.body`))).toContain(`${GUEST_DISK_MARKER} alpha`);
+          expect(diskHead(join(home.dirs.storage, `${ids[1]}.body`))).toContain(`${GUEST_DISK_MARKER} beta`);
+          const log = await (await fetch(`${daemon.url}/imagefactory/base_images/${ids[0]}/log`)).text();
+          expect(log).toContain(`installer: ${mirrorUrl}dists/bookworm/`);
+          expect(log).toContain('testguest: mode=ok');
+          for (const id of ids) expect(guestsOf(id, kind)).toEqual([]);
+        });
+      },
+      BUILD_MS * 2,
+    );
 
-  it(
-    'fails a busy installer that never finishes with timeout at the phase limit',
-    async () => {
-      const { home, daemon } = await setUp({ phase_timeouts: { installing: 25 } });
-      try {
-        const id = (await postBase(daemon.url, template('busy'))).body.base_image.id as string;
-        const image = await waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
-        expect(image.status_detail.error_code).toBe('timeout');
-        expect(guestsOf(id, kind)).toEqual([]);
-        expect(home.leftovers()).toEqual([]);
-      } finally {
-        await daemon.stop();
-        home.remove();
-      }
-    },
-    BUILD_MS,
-  );
+    it(
+      `fails a stalled installer with install_stalled within ${STALL_SECONDS} + 2 s of its last activity, with a screenshot and the console tail`,
+      async () => {
+        await withDaemon({ install_stall_seconds: STALL_SECONDS }, async ({ home, daemon }) => {
+          const id = (await postBase(daemon.url, template('stall'))).body.base_image.id as string;
+          const image = await waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
+          expect(image.status_detail.error_code).toBe('install_stalled');
+          expect(image.status_detail.error).toContain(`no disk or network activity for ${STALL_SECONDS} s`);
+          const details = image.status_detail.error_details;
+          expect(details.idleSeconds).toBeGreaterThanOrEqual(STALL_SECONDS);
+          expect(details.idleSeconds).toBeLessThanOrEqual(STALL_SECONDS + 2);
+          expect(details.serialTail).toContain('testguest: stalling without I/O');
+          expect(readFileSync(details.serialTailFile, 'utf8')).toBe(details.serialTail);
+          // Kept with the build in storage (not in its workdir, which is gone): a real PNG.
+          expect(details.screenshot).toBe(join(home.dirs.storage, 'artifacts', id, `imagefactory-${id}-install.install_stalled.png`));
+          expect(readFileSync(details.screenshot).subarray(1, 4).toString('latin1')).toBe('PNG');
+          expect(guestsOf(id, kind)).toEqual([]);
+        });
+      },
+      BUILD_MS,
+    );
 
-  it(
-    'cancels mid-install: CANCELLED, and no domain or qemu process is left within 5 s',
-    async () => {
-      const { home, daemon } = await setUp();
-      try {
-        const id = (await postBase(daemon.url, template('busy'))).body.base_image.id as string;
-        await waitPhase(daemon.url, id, 'installing', BUILD_MS);
-        await waitFor('the installer guest to run', () => guestsOf(id, kind).length > 0, BUILD_MS);
-        const asked = Date.now();
-        const res = await fetch(`${daemon.url}/imagefactory/base_images/${id}/cancel`, { method: 'POST' });
-        expect(res.status).toBeLessThan(300);
-        await waitFor('no guest left', () => guestsOf(id, kind).length === 0, 5000);
-        expect(Date.now() - asked).toBeLessThanOrEqual(5000);
-        expect((await waitStatus(daemon.url, id, ['CANCELLED', 'FAILED', 'COMPLETE'], 30_000)).status).toBe('CANCELLED');
-        expect(home.leftovers()).toEqual([]);
-      } finally {
-        await daemon.stop();
-        home.remove();
-      }
-    },
-    BUILD_MS,
-  );
+    it(
+      'fails a busy installer that never finishes with timeout at the phase limit',
+      async () => {
+        await withDaemon({ phase_timeouts: { installing: 25 } }, async ({ home, daemon }) => {
+          const id = (await postBase(daemon.url, template('busy'))).body.base_image.id as string;
+          const image = await waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
+          expect(image.status_detail.error_code).toBe('timeout');
+          expect(guestsOf(id, kind)).toEqual([]);
+        });
+      },
+      BUILD_MS,
+    );
 
-  it(
-    'reaps the guest of a daemon killed mid-install at the next start, then installs again to COMPLETE',
-    async () => {
-      const { home, daemon } = await setUp();
-      let second: Daemon | undefined;
-      try {
-        const id = (await postBase(daemon.url, template('ok'), { size_mb: 48 })).body.base_image.id as string;
-        await waitPhase(daemon.url, id, 'installing', BUILD_MS);
-        await waitFor('the installer guest to run', () => guestsOf(id, kind).length > 0, BUILD_MS);
-        const orphans = listQemuProcesses().filter((p) => p.name.startsWith(`imagefactory-${id}`)).map((p) => p.pid);
-        expect(orphans.length).toBe(1);
-        await daemon.stop('SIGKILL');
-        expect(listQemuProcesses().map((p) => p.pid)).toContain(orphans[0]); // the guest outlived its daemon
+    it(
+      'cancels mid-install: CANCELLED, and no domain or qemu process is left within 5 s',
+      async () => {
+        await withDaemon({}, async ({ home, daemon }) => {
+          const id = (await postBase(daemon.url, template('busy'))).body.base_image.id as string;
+          await waitPhase(daemon.url, id, 'installing', BUILD_MS);
+          await waitFor('the installer guest to run', () => guestsOf(id, kind).length > 0, BUILD_MS);
+          const asked = Date.now();
+          const res = await fetch(`${daemon.url}/imagefactory/base_images/${id}/cancel`, { method: 'POST' });
+          expect(res.status).toBeLessThan(300);
+          await waitFor('no guest left', () => guestsOf(id, kind).length === 0, 5000);
+          expect(Date.now() - asked).toBeLessThanOrEqual(5000);
+          expect((await waitStatus(daemon.url, id, ['CANCELLED', 'FAILED', 'COMPLETE'], 30_000)).status).toBe('CANCELLED');
+        });
+      },
+      BUILD_MS,
+    );
 
-        second = await startDaemon(home.config);
-        await waitFor('the orphan to be reaped', () => !listQemuProcesses().some((p) => p.pid === orphans[0]), 10_000);
-        const image = await waitStatus(second.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
-        expect([image.status, image.status_detail.error]).toEqual(['COMPLETE', null]);
-        const log = await (await fetch(`${second.url}/imagefactory/base_images/${id}/log`)).text();
-        expect(log).toMatch(/daemon restarted: resuming in state installing; reaped .*imagefactory-/);
-        expect(guestsOf(id, kind)).toEqual([]);
-      } finally {
-        await second?.stop();
-        await daemon.stop();
-        home.remove();
-      }
-    },
-    BUILD_MS * 2,
-  );
+    it(
+      'reaps the guest of a daemon killed mid-install at the next start, then installs again to COMPLETE',
+      async () => {
+        const { home, daemon } = await setUp();
+        let second: Daemon | undefined;
+        try {
+          const id = (await postBase(daemon.url, template('ok'), { size_mb: 48 })).body.base_image.id as string;
+          await waitPhase(daemon.url, id, 'installing', BUILD_MS);
+          await waitFor('the installer guest to run', () => guestsOf(id, kind).length > 0, BUILD_MS);
+          const orphans = listQemuProcesses().filter((p) => p.name.startsWith(`imagefactory-${id}`)).map((p) => p.pid);
+          expect(orphans.length).toBe(1);
+          await daemon.stop('SIGKILL');
+          expect(listQemuProcesses().map((p) => p.pid)).toContain(orphans[0]); // the guest outlived its daemon
+
+          second = await startDaemon(home.config);
+          await waitFor('the orphan to be reaped', () => !listQemuProcesses().some((p) => p.pid === orphans[0]), 10_000);
+          const image = await waitStatus(second.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
+          expect([image.status, image.status_detail.error]).toEqual(['COMPLETE', null]);
+          const log = await (await fetch(`${second.url}/imagefactory/base_images/${id}/log`)).text();
+          expect(log).toMatch(/daemon restarted: resuming in state installing; reaped .*imagefactory-/);
+          expect(guestsOf(id, kind)).toEqual([]);
+        } finally {
+          await second?.stop();
+          await daemon.stop();
+          home.remove();
+        }
+      },
+      BUILD_MS * 2,
+    );
   });
 });
 
