@@ -6,6 +6,7 @@ import { icicleXml } from '../../tdl/icicle.js';
 import { basePackages, mmdebstrapArgs } from './bootstrap.js';
 import { assembleDisk } from './disk.js';
 import { pruneCache, type PackageCache } from './package-cache.js';
+import { createInstallerStrategy } from '../installer/strategy.js';
 import { followChannel } from './follow.js';
 import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, guestJob, HOSTKEYS_UNIT, MARK, parseChannel, UNIT_NAME } from './guest-job.js';
 import { KERNEL_FLAVOURS, releaseOf, SUPPORTED_ARCHES, type KernelFlavour, type Release } from './releases.js';
@@ -127,15 +128,29 @@ async function exists(p: string): Promise<boolean> {
  * itself off clean.
  */
 export function createDebianPlugin(opts: { packageCache?: PackageCache | null } = {}): OsPlugin {
+  const bootstrap = createBootstrapStrategy(opts);
+  const installer = createInstallerStrategy();
+  const pick = (ctx: StepContext): OsPlugin => (strategyOf(ctx) === 'installer' ? installer : bootstrap);
+  const delegate = (step: keyof OsPlugin): OsPlugin[keyof OsPlugin] => ({
+    run: async (ctx) => pick(ctx)[step].run(ctx),
+    undo: async (ctx) => pick(ctx)[step].undo(ctx),
+  });
+  return { prepare: delegate('prepare'), install: delegate('install'), customize: delegate('customize') };
+}
+
+/** `parameters.install_strategy`: `bootstrap` (default) or `installer` (the distribution's installer with a preseed, see docs/installers.md). */
+function strategyOf(ctx: StepContext): 'bootstrap' | 'installer' {
+  const strategy = ctx.parameters.install_strategy ?? 'bootstrap';
+  if (strategy !== 'bootstrap' && strategy !== 'installer') throw new DebianError('bad_parameter', `parameter install_strategy must be "bootstrap" or "installer", not ${JSON.stringify(strategy)}`);
+  return strategy;
+}
+
+function createBootstrapStrategy(opts: { packageCache?: PackageCache | null }): OsPlugin {
   return {
     prepare: {
       async run(ctx) {
         release(ctx);
         mirrorOf(ctx);
-        const strategy = ctx.parameters.install_strategy ?? 'bootstrap';
-        if (strategy !== 'bootstrap') {
-          throw new DebianError('strategy_unavailable', `install_strategy "${String(strategy)}" is not available for Debian/Ubuntu yet; use "bootstrap"`);
-        }
         kernelFlavour(ctx);
         await mkdir(ctx.workdir, { recursive: true });
       },
