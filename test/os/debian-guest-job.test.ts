@@ -105,7 +105,7 @@ describe('the job script', () => {
     for (const label of begins(job)) {
       const begin = lineIndex(job, `echo "IFMARK begin "'${label}'`);
       const end = lineIndex(job, `echo "IFMARK end "'${label}'" rc=$rc"`);
-      const failed = lineIndex(job, `[ $rc -eq 0 ] || { echo "IFMARK failed "'${label}'" rc=$rc"; sync; systemctl poweroff; exit $rc; }`);
+      const failed = lineIndex(job, `[ $rc -eq 0 ] || { echo "IFMARK failed "'${label}'" rc=$rc"; sync; systemctl poweroff --force; exit $rc; }`);
       expect(begin).toBeGreaterThan(0);
       expect(end).toBeGreaterThan(begin);
       expect(failed).toBeGreaterThan(end);
@@ -193,7 +193,7 @@ describe('the job script', () => {
       'rm -rf /tmp/* /var/tmp/*',
       `echo "${MARK} done"`,
       'sync',
-      'systemctl poweroff',
+      'systemctl poweroff --force',
       '',
     ]);
     expect(job).not.toContain('imagefactory-keep.list');
@@ -403,7 +403,7 @@ describe.skipIf(!canChroot())('the job run in a chroot with stubbed system tools
 
     // Precommands, packages, files, commands: in that order, the shebang honoured.
     expect(await read(root, 'var/order')).toBe('pre1\npre2\nc1-sees-files\nc2 by awk\nc3\n');
-    expect(await stubLog(root)).toEqual(['apt-get update -q', 'apt-get install -y -q --no-install-recommends nginx-light curl', 'apt-get clean', 'systemctl poweroff']);
+    expect(await stubLog(root)).toEqual(['apt-get update -q', 'apt-get install -y -q --no-install-recommends nginx-light curl', 'apt-get clean', 'systemctl poweroff --force']);
     expect(await read(root, 'etc/motd')).toBe('Welcome');
     expect(await read(root, 'opt/app/config.json')).toBe('{"a": 1}\n');
 
@@ -434,7 +434,7 @@ describe.skipIf(!canChroot())('the job run in a chroot with stubbed system tools
     const tail = [...Array.from({ length: 25 }, (_, i) => `out ${i + 1}`), 'to stderr'].slice(-20).join('\n');
     expect(parseChannel(log)).toEqual({ booted: false, done: false, failed: { name: 'command it fails', code: 3, tail }, packages: [] });
     expect(await read(root, 'var/order')).toBe('first\n');
-    expect(await stubLog(root)).toEqual(['systemctl poweroff']);
+    expect(await stubLog(root)).toEqual(['systemctl poweroff --force']);
     expect(await read(root, 'etc/machine-id')).not.toBe('');
     expect(await read(root, 'etc/motd')).toBe('Welcome');
   });
@@ -454,7 +454,7 @@ describe.skipIf(!canChroot())('the job run in a chroot with stubbed system tools
     expect(await read(root, 'etc/before')).toBe('ok');
     expect(existsSync(join(root, 'etc/after'))).toBe(false);
     expect(existsSync(join(root, 'var/order'))).toBe(false);
-    expect(await stubLog(root)).toEqual(['systemctl poweroff']);
+    expect(await stubLog(root)).toEqual(['systemctl poweroff --force']);
   });
 
   it('reports the output of a failing command that printed no final newline', async () => {
@@ -480,7 +480,7 @@ describe.skipIf(!canChroot())('the job run in a chroot with stubbed system tools
     const { status, log } = runJob(root);
     expect(status, log).toBe(100);
     expect(parseChannel(log).failed).toEqual({ name: 'packages', code: 100, tail: 'apt says update' });
-    expect(await stubLog(root)).toEqual(['apt-get update -q', 'systemctl poweroff']);
+    expect(await stubLog(root)).toEqual(['apt-get update -q', 'systemctl poweroff --force']);
     expect(existsSync(join(root, 'var/order'))).toBe(false);
   });
 });

@@ -10,6 +10,13 @@ import { repositoryFile, shellQuote } from './bootstrap.js';
  */
 
 export const MARK = 'IFMARK';
+/**
+ * Power-off once the job is done: units are not stopped one by one (nothing
+ * in a build guest needs it, and it costs seconds under TCG), but systemd
+ * still kills every process and unmounts or remounts read-only every
+ * filesystem, so the image is left clean.
+ */
+const POWEROFF = 'systemctl poweroff --force';
 export const AGENT_PATH = '/usr/local/sbin/imagefactory-customize';
 export const UNIT_NAME = 'imagefactory-customize.service';
 
@@ -60,7 +67,7 @@ function contentBytes(what: string, content: Content, fetched: Map<string, Buffe
 
 /** Stops the job: the failure is on the channel, the disk is synced, the guest powers off. */
 function failWith(label: string): string {
-  return `{ echo "${MARK} failed "${label}" rc=$rc"; sync; systemctl poweroff; exit $rc; }`;
+  return `{ echo "${MARK} failed "${label}" rc=$rc"; sync; ${POWEROFF}; exit $rc; }`;
 }
 
 /** Runs one template command from a file, with its name and exit code framed by markers. */
@@ -132,7 +139,7 @@ export function guestJob(template: Template, opts: { runPrecommands: boolean; in
     'rm -rf /tmp/* /var/tmp/*',
     `echo "${MARK} done"`,
     'sync',
-    'systemctl poweroff',
+    POWEROFF,
   );
   return lines.join('\n') + '\n';
 }
