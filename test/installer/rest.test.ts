@@ -5,7 +5,8 @@
  * the Debian netboot layout, with its answer file appended to the initrd.
  */
 import { createServer, type Server } from 'node:http';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,10 +23,28 @@ const NETBOOT = 'debian/dists/bookworm/main/installer-amd64/current/images/netbo
 
 let mirror: Server;
 let mirrorUrl: string;
+let isoDir: string;
 
 beforeAll(async () => {
   const guest = await buildTestGuest();
-  const files: Record<string, string> = { [`/${NETBOOT}/linux`]: guest.kernel, [`/${NETBOOT}/initrd.gz`]: guest.initrd };
+  // The same installer on a Debian-layout ISO, with a good and a wrong sha256 file.
+  isoDir = mkdtempSync(join(tmpdir(), 'if-installer-iso-'));
+  mkdirSync(join(isoDir, 'tree', 'install.amd'), { recursive: true });
+  copyFileSync(guest.kernel, join(isoDir, 'tree', 'install.amd', 'vmlinuz'));
+  copyFileSync(guest.initrd, join(isoDir, 'tree', 'install.amd', 'initrd.gz'));
+  const iso = join(isoDir, 'testinstaller.iso');
+  const made = spawnSync('xorriso', ['-as', 'mkisofs', '-quiet', '-o', iso, '-V', 'TESTINSTALLER', '-J', '-R', join(isoDir, 'tree')], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(made.stderr);
+  const sha256 = createHash('sha256').update(readFileSync(iso)).digest('hex');
+  writeFileSync(join(isoDir, 'SHA256SUMS'), `${sha256}  testinstaller.iso\n`);
+  writeFileSync(join(isoDir, 'BAD-SHA256SUMS'), `${'0'.repeat(64)}  testinstaller.iso\n`);
+  const files: Record<string, string> = {
+    [`/${NETBOOT}/linux`]: guest.kernel,
+    [`/${NETBOOT}/initrd.gz`]: guest.initrd,
+    '/iso/testinstaller.iso': iso,
+    '/iso/SHA256SUMS': join(isoDir, 'SHA256SUMS'),
+    '/iso/BAD-SHA256SUMS': join(isoDir, 'BAD-SHA256SUMS'),
+  };
   mirror = createServer((req, res) => {
     const file = files[new URL(req.url ?? '/', 'http://x').pathname];
     if (!file) return void res.writeHead(404).end();
@@ -39,11 +58,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise((r) => mirror?.close(r));
+  rmSync(isoDir, { recursive: true, force: true });
   await removeTestGuest();
 });
 
 function template(mode: 'ok' | 'stall' | 'busy'): string {
   return `<template><name>installer-${mode}</name><os><name>TestInstaller</name><version>${mode}</version><arch>x86_64</arch><install type="url"><url>${mirrorUrl}</url></install></os><disk><size>64MiB</size></disk></template>`;
+}
+
+function isoTemplate(sums: 'SHA256SUMS' | 'BAD-SHA256SUMS'): string {
+  const base = mirrorUrl.replace(/debian\/$/, 'iso/');
+  return `<template><name>installer-iso</name><os><name>TestInstaller</name><version>ok</version><arch>x86_64</arch><install type="iso"><iso>${base}testinstaller.iso</iso><sha256sum>${base}${sums}</sha256sum></install></os><disk><size>64MiB</size></disk></template>`;
 }
 
 const guestsOf = (id: string, kind: DriverKind) => leftovers(`imagefactory-${id}`, kind);
@@ -107,6 +132,22 @@ describe.concurrent.each<DriverKind>(['qemu', 'libvirt'])('installs on the %s dr
         });
       },
       BUILD_MS * 2,
+    );
+
+    it(
+      'installs from an ISO verified against its sha256 file, attached as the CD-ROM',
+      async () => {
+        await withDaemon({}, async ({ home, daemon }) => {
+          const id = (await postBase(daemon.url, isoTemplate('SHA256SUMS'), { tag: 'from-iso' })).body.base_image.id as string;
+          const image = await waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], BUILD_MS);
+          expect([image.status, image.status_detail.error]).toEqual(['COMPLETE', null]);
+          expect(diskHead(join(home.dirs.storage, `${id}.body`))).toContain(`${GUEST_DISK_MARKER} from-iso`);
+          const log = await (await fetch(`${daemon.url}/imagefactory/base_images/${id}/log`)).text();
+          expect(log).toContain('installer: /install.amd/vmlinuz on http://');
+          expect(log).toContain('(sha256 verified)');
+        });
+      },
+      BUILD_MS,
     );
 
     it(
@@ -205,6 +246,24 @@ it('refuses a template with commands on the installer strategy, naming the strat
       'customization_unavailable',
       'the installer strategy does not run template commands or write files yet; use install_strategy "bootstrap" for such templates',
     ]);
+    expect(home.leftovers()).toEqual([]);
+  } finally {
+    await daemon.stop();
+    home.remove();
+  }
+});
+
+it('fails an ISO install whose checksum does not match, before booting anything, and caches nothing', async () => {
+  const home = daemonHome();
+  const daemon = await startDaemon(home.config);
+  try {
+    const id = (await postBase(daemon.url, isoTemplate('BAD-SHA256SUMS'))).body.base_image.id as string;
+    const image = await waitStatus(daemon.url, id, ['COMPLETE', 'FAILED'], 30_000);
+    expect(image.status_detail.error_code).toBe('checksum_mismatch');
+    expect(image.status_detail.error).toMatch(/^sha256 of testinstaller\.iso is [0-9a-f]{64}, but .*BAD-SHA256SUMS says 0{64}/);
+    const log = await (await fetch(`${daemon.url}/imagefactory/base_images/${id}/log`)).text();
+    expect(log).not.toContain('starting on');
+    expect(readdirSync(join(home.root, 'media')).filter((f) => !f.startsWith('.'))).toEqual([]);
     expect(home.leftovers()).toEqual([]);
   } finally {
     await daemon.stop();
