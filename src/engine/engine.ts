@@ -437,6 +437,8 @@ export class Engine implements EngineApi {
       hypervisor: this.opts.hypervisor ?? 'auto',
       accel: this.opts.accel ?? 'auto',
       libvirtUri: this.opts.libvirtUri ?? 'qemu:///system',
+      // QMP sockets live with the daemon's data, not in a shared /tmp directory left behind.
+      qemuRunDir: join(this.opts.storagePath, 'qemu-run'),
       log: (line) => this.opts.log?.(line),
     });
     return this.hypervisor;

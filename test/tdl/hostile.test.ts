@@ -78,8 +78,15 @@ describe('hostile XML is refused fast, before any expansion or fetch', () => {
   it('refuses a 50 MB document given as a string', () => {
     const big = tdl(`<description>${'x'.repeat(50 * 1024 * 1024)}</description>`);
     const { value, ms } = timed(() => parseTdl(big));
-    expect(value.ok ? [] : value.errors.map((e) => e.code)).toEqual(['xml_too_large']);
+    expect(value.ok ? [] : value.errors.map((e) => e.message)).toEqual([`document is at least ${big.length} bytes, larger than the limit of 4194304 bytes`]);
     expect(ms).toBeLessThan(200);
+  });
+
+  it('measures a document in UTF-8 bytes, not characters', () => {
+    const doc = tdl(`<description>${'é'.repeat(2_200_000)}</description>`);
+    expect(doc.length).toBeLessThan(4194304);
+    const result = parseTdl(doc);
+    expect(result.ok ? [] : result.errors.map((e) => e.message)).toEqual([`document is ${Buffer.byteLength(doc)} bytes, larger than the limit of 4194304 bytes`]);
   });
 
   it('refuses nesting deeper than the limit', () => {
