@@ -1,13 +1,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { buildLocally } from '../src/cli/local-build.js';
 import { defaultConfig } from '../src/config/schema.js';
 import { basePackages, mmdebstrapArgs } from '../src/os/debian/bootstrap.js';
+import { DEFAULT_DISK_SIZE_BYTES } from '../src/os/answer/options.js';
 import { assembleDisk } from '../src/os/debian/disk.js';
 import { releaseOf } from '../src/os/debian/releases.js';
-import type { RunResult } from '../src/os/plugin.js';
+import { localRunner, runChecked } from '../src/os/media/tools.js';
 import { parseTdlOrThrow } from '../src/tdl/index.js';
 import { PROJECT_ROOT } from '../src/version.js';
 import { bootConsole } from './serial-console.js';
@@ -27,23 +27,7 @@ export interface DebianBuildFigures {
   ratio: number;
 }
 
-function run(command: string, args: string[], options: { input?: string } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-async function must(command: string, args: string[]): Promise<void> {
-  const r = await run(command, args);
-  if (r.code !== 0) throw new Error(`${command} exited with ${r.code}: ${r.stderr.slice(-500)}`);
-}
+const run = localRunner();
 
 const seconds = (since: number) => (Date.now() - since) / 1000;
 
@@ -66,12 +50,12 @@ async function handRun(templateText: string, dir: string): Promise<{ seconds: nu
     packageCache: config.package_cache,
     packages: [...basePackages(release, template.os.arch), ...template.packages.map((p) => p.name)],
   }).filter((a) => !a.includes('update-initramfs'));
-  await must('mmdebstrap', args);
+  await runChecked(run, 'mmdebstrap', args);
   const bootstrap = seconds(started);
   let t = Date.now();
-  await assembleDisk(run, { tree, disk: raw, sizeBytes: template.diskSizeBytes ?? 10n * 1024n ** 3n, workdir: dir });
+  await assembleDisk(run, { tree, disk: raw, sizeBytes: template.diskSizeBytes ?? DEFAULT_DISK_SIZE_BYTES, workdir: dir });
   await rm(tree, { recursive: true, force: true });
-  await must('qemu-img', ['convert', '-O', 'qcow2', raw, qcow2]);
+  await runChecked(run, 'qemu-img', ['convert', '-O', 'qcow2', raw, qcow2]);
   await rm(raw, { force: true });
   const disk = seconds(t);
   t = Date.now();

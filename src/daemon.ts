@@ -5,6 +5,8 @@ import { Engine } from './engine/engine.js';
 import { DEFAULT_INSPECT_PORT, startInspectRelay, type InspectRelay } from './engine/inspect.js';
 import { createApiServer } from './api/server.js';
 import { presentImage } from './api/present.js';
+import type { PackageCache } from './os/debian/package-cache.js';
+import type { DownloadCacheOptions } from './os/media/download-cache.js';
 
 export type DaemonErrorCode = 'insecure_refused' | 'inspect_unavailable';
 
@@ -20,6 +22,16 @@ export class DaemonError extends Error {
 
 /** Plugin `.info` files shipped with the checkout, searched after the configured directory. */
 export const SHIPPED_PLUGINS = join(PROJECT_ROOT, 'conf', 'plugins.d');
+
+const MiB = 1024 * 1024;
+
+/** The engine's download and package caches, as the configuration sets them. */
+export function cachesOf(config: Config): { mediaCache: DownloadCacheOptions; packageCache: PackageCache | null } {
+  return {
+    mediaCache: { dir: config.media_cache, maxBytes: config.media_cache_max_mb * MiB, ...(config.installer_media_dir ? { mirrorDir: config.installer_media_dir } : {}) },
+    packageCache: config.package_cache === null ? null : { dir: config.package_cache, maxBytes: config.package_cache_max_mb * MiB },
+  };
+}
 
 export interface RunningDaemon {
   url: string;
@@ -63,8 +75,7 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
     accel: config.accel,
     libvirtUri: config.libvirt_uri,
     stallSeconds: config.install_stall_seconds,
-    mediaCache: { dir: config.media_cache, maxBytes: config.media_cache_max_mb * 1024 * 1024, ...(config.installer_media_dir ? { mirrorDir: config.installer_media_dir } : {}) },
-    packageCache: config.package_cache === null ? null : { dir: config.package_cache, maxBytes: config.package_cache_max_mb * 1024 * 1024 },
+    ...cachesOf(config),
     present: (image) => ({ [image.kind === 'BaseImage' ? 'base_image' : image.kind === 'TargetImage' ? 'target_image' : 'provider_image']: presentImage(image, baseUrl) }),
     log,
     ...(relay ? { inspect: relay.inspect } : {}),

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultConfig } from '../config/schema.js';
-import { SHIPPED_PLUGINS } from '../daemon.js';
+import { cachesOf, SHIPPED_PLUGINS } from '../daemon.js';
 import { Engine } from '../engine/engine.js';
 import type { PackageCache } from '../os/debian/package-cache.js';
 import type { ImageRecord } from '../store/types.js';
@@ -24,11 +24,6 @@ export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/imagefactory/local' : join(homedir(), '.local', 'share', 'imagefactory');
 }
 
-function defaultPackageCache(): PackageCache | null {
-  const config = defaultConfig();
-  return config.package_cache === null ? null : { dir: config.package_cache, maxBytes: config.package_cache_max_mb * 1024 * 1024 };
-}
-
 /**
  * Builds a base image from a template without a daemon: an engine in this
  * process on the embedded defaults (qemu driver, shipped plugins), printing
@@ -37,17 +32,19 @@ function defaultPackageCache(): PackageCache | null {
 export async function buildLocally(template: string, opts: LocalBuildOptions = {}): Promise<{ image: ImageRecord; exitCode: number }> {
   const out = opts.out ?? process.stdout;
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
+  const config = defaultConfig();
+  const caches = cachesOf(config);
   const engine = await Engine.create({
     storagePath: join(dataDir, 'storage'),
     workRoot: join(dataDir, 'work'),
-    timeoutSeconds: opts.timeoutSeconds ?? defaultConfig().timeout,
-    phaseLimits: { installing: 1800, customizing: 1800 },
+    timeoutSeconds: opts.timeoutSeconds ?? config.timeout,
+    phaseLimits: config.phase_timeouts,
     maxConcurrentLocal: 1,
     maxConcurrentProvider: 1,
     pluginDirs: [SHIPPED_PLUGINS],
     hypervisor: opts.hypervisor ?? 'qemu',
-    packageCache: opts.packageCache === undefined ? defaultPackageCache() : opts.packageCache,
-    mediaCache: { dir: defaultConfig().media_cache, maxBytes: defaultConfig().media_cache_max_mb * 1024 * 1024 },
+    packageCache: opts.packageCache === undefined ? caches.packageCache : opts.packageCache,
+    mediaCache: caches.mediaCache,
     log: () => undefined,
   });
   const started = Date.now();

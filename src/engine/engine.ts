@@ -437,11 +437,15 @@ export class Engine implements EngineApi {
       hypervisor: this.opts.hypervisor ?? 'auto',
       accel: this.opts.accel ?? 'auto',
       libvirtUri: this.opts.libvirtUri ?? 'qemu:///system',
-      // QMP sockets live with the daemon's data, not in a shared /tmp directory left behind.
-      qemuRunDir: join(this.opts.storagePath, 'qemu-run'),
+      qemuRunDir: this.qemuRunDir(),
       log: (line) => this.opts.log?.(line),
     });
     return this.hypervisor;
+  }
+
+  /** QMP sockets live with the daemon's data, not in a shared /tmp directory left behind. */
+  private qemuRunDir(): string {
+    return join(this.opts.storagePath, 'qemu-run');
   }
 
   private async runGuest(imageId: string, spec: GuestSpec, signal: AbortSignal): Promise<void> {
@@ -450,19 +454,8 @@ export class Engine implements EngineApi {
     const log = (line: string) => this.logs.write(imageId, line);
     // A repeated step starts from a clean slate: a guest of an earlier attempt goes first.
     await driver.reap(name);
-    const domain = await driver.define({
-      name,
-      memoryMiB: spec.memoryMiB ?? 1024,
-      vcpus: spec.vcpus ?? 1,
-      accel,
-      disks: spec.disks,
-      network: spec.network,
-      serialLog: spec.serialLog,
-      ...(spec.channelLog ? { channelLog: spec.channelLog } : {}),
-      ...(spec.cdrom ? { cdrom: spec.cdrom } : {}),
-      ...(spec.kernel ? { kernel: spec.kernel } : {}),
-      ...(spec.firmware ? { firmware: spec.firmware } : {}),
-    });
+    const { purpose: _purpose, stallSeconds: _stall, ...asked } = spec;
+    const domain = await driver.define({ ...asked, name, memoryMiB: spec.memoryMiB ?? 1024, vcpus: spec.vcpus ?? 1, accel });
     log(`guest ${name}: starting on ${driver.kind} (${accel})`);
     try {
       await domain.start();
@@ -485,7 +478,7 @@ export class Engine implements EngineApi {
   /** Destroys guests left by a build: qemu processes whatever the driver, and libvirt domains when libvirt is in use. */
   private async reapGuests(imageId: string): Promise<string[]> {
     const prefix = `${DOMAIN_PREFIX}${imageId}`;
-    const reaped = await new QemuDriver({}).reap(prefix).catch(() => [] as string[]);
+    const reaped = await new QemuDriver({ runDir: this.qemuRunDir() }).reap(prefix).catch(() => [] as string[]);
     if (this.opts.hypervisor !== 'qemu') {
       const opened = await this.openedHypervisor().catch(() => null);
       if (opened?.driver.kind === 'libvirt') reaped.push(...(await opened.driver.reap(prefix).catch(() => [] as string[])));

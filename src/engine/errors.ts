@@ -27,14 +27,5 @@ export class EngineError extends Error {
   }
 }
 
-/** A build step's failure with a stable code (`plugin_missing`, `install_stalled`, `command_failed`…). */
-export class StepError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'StepError';
-  }
-}
+/** A build step's failure with a stable code; defined with the plugin interface, which plugins implement. */
+export { StepError } from '../os/plugin.js';

@@ -1,7 +1,7 @@
 /**
  * Typed errors of the hypervisor layer. Both carry a stable `code`, a short
  * human message and `details` for the image's status and the failure report,
- * the same shape as the engine's StepError (which this layer must not import).
+ * the same shape as StepError (src/os/plugin.ts), which this layer does not import.
  */
 
 export type HypervisorErrorCode =

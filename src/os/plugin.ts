@@ -1,7 +1,7 @@
 import type { DownloadCache } from './media/download-cache.js';
 import type { Template } from '../tdl/index.js';
 import type { ImageRecord } from '../store/types.js';
-import type { DiskSpec } from '../hypervisor/types.js';
+import type { DomainSpec } from '../hypervisor/types.js';
 
 /**
  * One unit of build work and its undo, like a Packer step. `run` must be
@@ -62,20 +62,28 @@ export interface RunOptions {
   onLine?: (line: string) => void;
 }
 
-export interface GuestSpec {
+/** A guest as a plugin asks for it: the domain spec without what the engine decides (name, accelerator), sizes defaulted. */
+export interface GuestSpec extends Omit<DomainSpec, 'name' | 'accel' | 'memoryMiB' | 'vcpus'> {
   /** Part of the domain name, which also carries the image id: `install`, `customize`… */
   purpose: string;
   memoryMiB?: number;
   vcpus?: number;
-  disks: DiskSpec[];
-  cdrom?: string;
-  kernel?: { path: string; initrd?: string; cmdline?: string };
-  firmware?: 'bios' | 'uefi';
-  network: 'user' | 'none';
-  /** The guest's console (first serial port). */
-  serialLog: string;
-  /** A second serial port, for a build-time protocol with the guest. */
-  channelLog?: string;
   /** Seconds without disk or network activity before `install_stalled`; the configured default otherwise. */
   stallSeconds?: number;
+}
+
+/**
+ * A build step's failure with a stable code (`plugin_missing`,
+ * `command_failed`, `install_stalled`…): the engine records `code`,
+ * `message` and `details` in the image's `status_detail`.
+ */
+export class StepError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'StepError';
+  }
 }

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunResult } from '../plugin.js';
+import type { RunTool } from '../media/tools.js';
 
-type Run = (command: string, args: string[], options?: { cwd?: string; input?: string }) => Promise<RunResult>;
 
 const SECTOR = 512;
 /** The root partition starts at 1 MiB; GRUB's core image lives in the gap before it. */
@@ -18,7 +18,7 @@ export interface DiskLayout {
   initrd: string;
 }
 
-async function must(run: Run, command: string, args: string[], options?: { input?: string }): Promise<RunResult> {
+async function must(run: RunTool, command: string, args: string[], options?: { input?: string }): Promise<RunResult> {
   const r = await run(command, args, options);
   if (r.code !== 0) throw new Error(`${command} exited with ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}`);
   return r;
@@ -73,7 +73,7 @@ export async function prepareTreeForBoot(tree: string, rootUuid: string, extraCm
  * (`mkfs.ext4 -d` at the partition's offset), and GRUB for BIOS written
  * straight into the MBR and the gap before the partition.
  */
-export async function assembleDisk(run: Run, args: { tree: string; disk: string; sizeBytes: bigint; workdir: string; rootUuid?: string }): Promise<DiskLayout> {
+export async function assembleDisk(run: RunTool, args: { tree: string; disk: string; sizeBytes: bigint; workdir: string; rootUuid?: string }): Promise<DiskLayout> {
   const rootUuid = args.rootUuid ?? randomUUID();
   const layout = await prepareTreeForBoot(args.tree, rootUuid);
   const sectors = args.sizeBytes / BigInt(SECTOR);

@@ -1,6 +1,8 @@
-import { mkdir, readFile, rm, writeFile, chmod, symlink, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile, chmod, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { OsPlugin, StepContext } from '../plugin.js';
+import { DEFAULT_DISK_SIZE_BYTES } from '../answer/options.js';
+import { exists } from '../exists.js';
+import { StepError, type OsPlugin, type StepContext } from '../plugin.js';
 import type { Content } from '../../tdl/index.js';
 import { icicleXml } from '../../tdl/icicle.js';
 import { basePackages, mmdebstrapArgs } from './bootstrap.js';
@@ -11,8 +13,6 @@ import { followChannel } from './follow.js';
 import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, guestJob, HOSTKEYS_UNIT, MARK, parseChannel, UNIT_NAME } from './guest-job.js';
 import { KERNEL_FLAVOURS, releaseOf, SUPPORTED_ARCHES, type KernelFlavour, type Release } from './releases.js';
 
-const DEFAULT_DISK_BYTES = 10n * 1024n ** 3n;
-
 /** mmdebstrap's own stage lines, as install progress (percent of the install step). */
 const MMDEBSTRAP_STAGES: [string, number, string][] = [
   ['I: running apt-get update', 8, 'mmdebstrap: reading the package lists'],
@@ -22,17 +22,6 @@ const MMDEBSTRAP_STAGES: [string, number, string][] = [
   ['I: installing remaining packages', 55, 'mmdebstrap: installing the kernel and the template packages'],
   ['I: cleaning package lists', 78, 'mmdebstrap: cleaning up'],
 ];
-
-/** A typed step failure (the engine records `code`, `message` and `details`). */
-class DebianError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-}
 
 const paths = (ctx: StepContext) => ({
   tree: join(ctx.workdir, 'tree'),
@@ -46,21 +35,21 @@ const paths = (ctx: StepContext) => ({
 function release(ctx: StepContext): Release {
   const { name, version, arch } = ctx.template.os;
   const r = releaseOf(name, version);
-  if (!r) throw new DebianError('unsupported_release', `${name} ${version} is not a release this plugin knows (Debian 10–13, Ubuntu 20.04, 22.04, 24.04)`);
-  if (!SUPPORTED_ARCHES.includes(arch)) throw new DebianError('unsupported_arch', `${name} images for ${arch} are not built yet (supported: ${SUPPORTED_ARCHES.join(', ')})`);
+  if (!r) throw new StepError('unsupported_release', `${name} ${version} is not a release this plugin knows (Debian 10–13, Ubuntu 20.04, 22.04, 24.04)`);
+  if (!SUPPORTED_ARCHES.includes(arch)) throw new StepError('unsupported_arch', `${name} images for ${arch} are not built yet (supported: ${SUPPORTED_ARCHES.join(', ')})`);
   return r;
 }
 
 /** `parameters.kernel`: `cloud` (default) or `generic`. */
 function kernelFlavour(ctx: StepContext): KernelFlavour {
   const kernel = ctx.parameters.kernel ?? 'cloud';
-  if (!KERNEL_FLAVOURS.includes(kernel as KernelFlavour)) throw new DebianError('bad_parameter', `parameter kernel must be one of ${KERNEL_FLAVOURS.join(', ')}, not ${JSON.stringify(kernel)}`);
+  if (!KERNEL_FLAVOURS.includes(kernel as KernelFlavour)) throw new StepError('bad_parameter', `parameter kernel must be one of ${KERNEL_FLAVOURS.join(', ')}, not ${JSON.stringify(kernel)}`);
   return kernel as KernelFlavour;
 }
 
 function mirrorOf(ctx: StepContext): string {
   const install = ctx.template.os.install;
-  if (install.type !== 'url') throw new DebianError('unsupported_install', 'the bootstrap strategy needs a url install (a Debian/Ubuntu mirror)');
+  if (install.type !== 'url') throw new StepError('unsupported_install', 'the bootstrap strategy needs a url install (a Debian/Ubuntu mirror)');
   return install.url;
 }
 
@@ -75,7 +64,7 @@ async function fetchContent(ctx: StepContext): Promise<Map<string, Buffer>> {
     if (u.protocol === 'file:') fetched.set(url, await readFile(u));
     else {
       const res = await fetch(url, { signal: ctx.signal });
-      if (!res.ok) throw new DebianError('content_unavailable', `fetching ${url} answered ${res.status}`);
+      if (!res.ok) throw new StepError('content_unavailable', `fetching ${url} answered ${res.status}`);
       fetched.set(url, Buffer.from(await res.arrayBuffer()));
     }
   }
@@ -99,7 +88,7 @@ async function writeIntoTree(ctx: StepContext, tree: string, fetched: Map<string
   if (ctx.template.os.rootpw !== null) {
     // chpasswd on the host writes only the tree's /etc/shadow; the password is never logged.
     const r = await ctx.run('chroot', [tree, 'chpasswd'], { input: `root:${ctx.template.os.rootpw}\n` });
-    if (r.code !== 0) throw new DebianError('rootpw_failed', 'setting the root password failed');
+    if (r.code !== 0) throw new StepError('rootpw_failed', 'setting the root password failed');
   }
   const units = join(tree, 'etc/systemd/system');
   await mkdir(join(units, 'multi-user.target.wants'), { recursive: true });
@@ -111,13 +100,6 @@ async function writeIntoTree(ctx: StepContext, tree: string, fetched: Map<string
     await rm(join(units, 'multi-user.target.wants', unit), { force: true });
     await symlink(`/etc/systemd/system/${unit}`, join(units, 'multi-user.target.wants', unit));
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**
@@ -141,7 +123,7 @@ export function createDebianPlugin(opts: { packageCache?: PackageCache | null } 
 /** `parameters.install_strategy`: `bootstrap` (default) or `installer` (the distribution's installer with a preseed, see docs/installers.md). */
 function strategyOf(ctx: StepContext): 'bootstrap' | 'installer' {
   const strategy = ctx.parameters.install_strategy ?? 'bootstrap';
-  if (strategy !== 'bootstrap' && strategy !== 'installer') throw new DebianError('bad_parameter', `parameter install_strategy must be "bootstrap" or "installer", not ${JSON.stringify(strategy)}`);
+  if (strategy !== 'bootstrap' && strategy !== 'installer') throw new StepError('bad_parameter', `parameter install_strategy must be "bootstrap" or "installer", not ${JSON.stringify(strategy)}`);
   return strategy;
 }
 
@@ -173,12 +155,12 @@ function createBootstrapStrategy(opts: { packageCache?: PackageCache | null }): 
             if (stage) ctx.progress(stage[1], stage[2]);
           },
         });
-        if (out.code !== 0) throw new DebianError('bootstrap_failed', `mmdebstrap exited with ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}`, { outputTail: out.stderr.slice(-2000) });
+        if (out.code !== 0) throw new StepError('bootstrap_failed', `mmdebstrap exited with ${out.code}: ${out.stderr.trim().split('\n').slice(-3).join(' / ')}`, { outputTail: out.stderr.slice(-2000) });
         if (opts.packageCache) await pruneCache(opts.packageCache);
         ctx.progress(80, 'Writing files and assembling the disk');
         // Files come after packages (Oz's order): on the host now, or in the guest after its package install.
         await writeIntoTree(ctx, p.tree, fetched, ctx.template.precommands.length === 0);
-        await assembleDisk(ctx.run, { tree: p.tree, disk: p.raw, sizeBytes: ctx.template.diskSizeBytes ?? DEFAULT_DISK_BYTES, workdir: ctx.workdir });
+        await assembleDisk(ctx.run, { tree: p.tree, disk: p.raw, sizeBytes: ctx.template.diskSizeBytes ?? DEFAULT_DISK_SIZE_BYTES, workdir: ctx.workdir });
         await rm(p.tree, { recursive: true, force: true });
       },
       async undo(ctx) {
@@ -192,7 +174,7 @@ function createBootstrapStrategy(opts: { packageCache?: PackageCache | null }): 
         const p = paths(ctx);
         if (!(await exists(p.raw))) {
           if (await exists(ctx.diskPath)) return; // already customized and converted
-          throw new DebianError('disk_missing', 'the install step left no disk');
+          throw new StepError('disk_missing', 'the install step left no disk');
         }
         const fetched = await fetchContent(ctx);
         const job = guestJob(ctx.template, {
@@ -228,21 +210,21 @@ function createBootstrapStrategy(opts: { packageCache?: PackageCache | null }): 
         const seconds = (Date.now() - started) / 1000;
         const outcome = parseChannel(await readFile(p.channel, 'utf8').catch(() => ''));
         const consoleTail = (await readFile(p.console, 'utf8').catch(() => '')).slice(-2000);
-        if (!outcome.booted) throw new DebianError('boot_failed', 'the image did not boot to multi-user by its own bootloader', { consoleTail });
+        if (!outcome.booted) throw new StepError('boot_failed', 'the image did not boot to multi-user by its own bootloader', { consoleTail });
         if (outcome.failed) {
           const { name, code, tail } = outcome.failed;
           const shortTail = tail.split('\n').slice(-10).join('\n').slice(-1000);
-          throw new DebianError('command_failed', `${name} exited with ${code}${shortTail ? `; output tail:\n${shortTail}` : ' (no output)'}`, {
+          throw new StepError('command_failed', `${name} exited with ${code}${shortTail ? `; output tail:\n${shortTail}` : ' (no output)'}`, {
             step: name,
             ...(/^(pre)?command /.test(name) ? { command: name.replace(/^(pre)?command /, '') } : {}),
             exitCode: code,
             outputTail: tail,
           });
         }
-        if (!outcome.done) throw new DebianError('customize_incomplete', 'the guest powered off before finishing its customization', { consoleTail });
+        if (!outcome.done) throw new StepError('customize_incomplete', 'the guest powered off before finishing its customization', { consoleTail });
         if (outcome.extrasMismatch) {
           const { packages, lines } = outcome.extrasMismatch;
-          throw new DebianError('icicle_extra_mismatch', `icicle/extra_command printed ${lines} lines for ${packages} packages; it must print one line per package name appended to it`);
+          throw new StepError('icicle_extra_mismatch', `icicle/extra_command printed ${lines} lines for ${packages} packages; it must print one line per package name appended to it`);
         }
         ctx.report({
           icicle: icicleXml(ctx.template.description, outcome.packages.map((x) => ({ name: `${x.name}_${x.version}_${x.arch}`, extra: x.extra }))),
@@ -251,7 +233,7 @@ function createBootstrapStrategy(opts: { packageCache?: PackageCache | null }): 
         });
         ctx.progress(90, 'Converting the disk to qcow2 (zero clusters dropped)');
         const conv = await ctx.run('qemu-img', ['convert', '-O', 'qcow2', p.raw, ctx.diskPath]);
-        if (conv.code !== 0) throw new DebianError('convert_failed', `qemu-img convert exited with ${conv.code}: ${conv.stderr.trim()}`);
+        if (conv.code !== 0) throw new StepError('convert_failed', `qemu-img convert exited with ${conv.code}: ${conv.stderr.trim()}`);
         await rm(p.raw, { force: true });
         await rm(p.job, { force: true });
       },

@@ -1,3 +1,4 @@
+import { DEBIAN_SUITES, UBUNTU_SUITES } from '../answer/distro.js';
 /** Which suite a TDL version means, and which kernel package each architecture boots. */
 
 export interface Release {
@@ -5,8 +6,9 @@ export interface Release {
   suite: string;
 }
 
-const DEBIAN: Record<string, string> = { '10': 'buster', '11': 'bullseye', '12': 'bookworm', '13': 'trixie' };
-const UBUNTU: Record<string, string> = { '20.04': 'focal', '22.04': 'jammy', '24.04': 'noble' };
+// The suites the answer files know; the bootstrap builds Ubuntu from 20.04 on (systemd-era, mmdebstrap-tested).
+const DEBIAN: Record<string, string> = Object.fromEntries(Object.entries(DEBIAN_SUITES));
+const UBUNTU: Record<string, string> = Object.fromEntries(Object.entries(UBUNTU_SUITES).filter(([v]) => v >= '20.04'));
 
 export function releaseOf(name: string, version: string): Release | null {
   const v = version.trim().toLowerCase();

@@ -1,4 +1,4 @@
-import { link, mkdir, readFile, rm, stat, copyFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Template } from '../../tdl/index.js';
 import { answerFileFor } from '../answer/select.js';
@@ -10,18 +10,8 @@ import { verifyChecksum } from '../media/checksum.js';
 import type { GetOptions } from '../media/download-cache.js';
 import { extractFromIso, installerKernelArgs, locateInstallerOnIso } from '../media/iso.js';
 import { locateInstaller, type InstallerLocation } from '../media/tree.js';
-import type { OsPlugin, StepContext } from '../plugin.js';
-
-/** A typed step failure (the engine records `code`, `message` and `details`). */
-export class InstallerError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-}
+import { exists } from '../exists.js';
+import { StepError, type OsPlugin, type StepContext } from '../plugin.js';
 
 export interface InstallerStrategyOptions {
   /** The answer file for a build; the generated preseed/kickstart (or `parameters.install_script`) by default. */
@@ -43,13 +33,6 @@ const paths = (ctx: StepContext) => ({
   iso: join(ctx.workdir, 'install.iso'),
   console: join(ctx.workdir, 'install-console.log'),
 });
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** Keeps a build's own copy of a cached medium: a hard link when the cache is on the same filesystem. */
 async function keep(from: string, to: string): Promise<void> {
@@ -102,7 +85,7 @@ export function createInstallerStrategy(opts: InstallerStrategyOptions = {}): Os
       async run(ctx) {
         const t = ctx.template;
         if (t.commands.length || t.precommands.length || t.files.length) {
-          throw new InstallerError('customization_unavailable', 'the installer strategy does not run template commands or write files yet; use install_strategy "bootstrap" for such templates');
+          throw new StepError('customization_unavailable', 'the installer strategy does not run template commands or write files yet; use install_strategy "bootstrap" for such templates');
         }
         const p = paths(ctx);
         const answer = answerOf(t, ctx.parameters);
@@ -114,7 +97,7 @@ export function createInstallerStrategy(opts: InstallerStrategyOptions = {}): Os
         ctx.log(`installer: ${source}; answer file /${answer.fileName} (${answer.source})`);
         const size = t.diskSizeBytes ?? DEFAULT_DISK_SIZE_BYTES;
         const created = await ctx.run('qemu-img', ['create', '-q', '-f', 'qcow2', p.disk, String(size)]);
-        if (created.code !== 0) throw new InstallerError('disk_create_failed', `qemu-img create exited with ${created.code}: ${created.stderr.trim()}`);
+        if (created.code !== 0) throw new StepError('disk_create_failed', `qemu-img create exited with ${created.code}: ${created.stderr.trim()}`);
       },
       async undo(ctx) {
         const p = paths(ctx);
@@ -126,7 +109,7 @@ export function createInstallerStrategy(opts: InstallerStrategyOptions = {}): Os
         const p = paths(ctx);
         if (!(await exists(p.disk))) {
           if (await exists(ctx.diskPath)) return; // installed already (a resumed build)
-          throw new InstallerError('disk_missing', 'the prepare step left no install disk');
+          throw new StepError('disk_missing', 'the prepare step left no install disk');
         }
         const answer = answerOf(ctx.template, ctx.parameters);
         ctx.progress(5, 'Installing: the installer is running in the guest');
@@ -144,7 +127,7 @@ export function createInstallerStrategy(opts: InstallerStrategyOptions = {}): Os
         ctx.log(`installer console tail:\n${tail}`);
         ctx.progress(90, 'Compacting the installed disk');
         const conv = await ctx.run('qemu-img', ['convert', '-O', 'qcow2', p.disk, ctx.diskPath]);
-        if (conv.code !== 0) throw new InstallerError('convert_failed', `qemu-img convert exited with ${conv.code}: ${conv.stderr.trim()}`);
+        if (conv.code !== 0) throw new StepError('convert_failed', `qemu-img convert exited with ${conv.code}: ${conv.stderr.trim()}`);
         for (const f of [p.disk, p.kernel, p.initrd, p.iso]) await rm(f, { force: true });
       },
       async undo(ctx) {
