@@ -16,7 +16,7 @@ import {
 import { TEMPLATE_RULE } from './schema.js';
 import { checkStructure, excerpt } from './structure.js';
 import { decodeBase64, isContentUrl, isLoopbackRepository, parseBool, parseDiskSize } from './values.js';
-import { DEFAULT_XML_LIMITS, screenXml, type XmlLimits } from './xml-guard.js';
+import { DEFAULT_XML_LIMITS, screenXml, tooLarge, type XmlLimits } from './xml-guard.js';
 import { parseXmlTree, type XmlElement } from './xml-tree.js';
 
 export interface ParseOptions {
@@ -30,6 +30,9 @@ export type ParseResult = { ok: true; template: Template } | { ok: false; errors
 /** Parses and validates a TDL document, reporting every error it contains. */
 export function parseTdl(xml: string, options: ParseOptions = {}): ParseResult {
   const limits = { ...DEFAULT_XML_LIMITS, ...options.limits };
+  // Every UTF-16 unit is at least one UTF-8 byte, so a string this long is refused unmeasured, before anything
+  // reads a character of it (V8 would first flatten a concatenated string: a 50 MB copy).
+  if (xml.length > limits.maxBytes) return { ok: false, errors: [tooLarge(xml.length, limits.maxBytes, 'at least ')] };
   const text = xml.charCodeAt(0) === 0xfeff ? xml.slice(1) : xml;
   const hostile = screenXml(text, limits);
   if (hostile) return { ok: false, errors: [hostile] };

@@ -17,8 +17,6 @@ export const DEFAULT_XML_LIMITS: XmlLimits = { maxBytes: 4 * 1024 * 1024, maxDep
  * nesting is counted. Comments and CDATA sections are skipped as opaque.
  */
 export function screenXml(text: string, limits: XmlLimits = DEFAULT_XML_LIMITS): TdlError | null {
-  // Every UTF-16 unit is at least one UTF-8 byte: a string this long is refused without being measured.
-  if (text.length > limits.maxBytes) return tooLarge(text.length, limits.maxBytes, 'at least ');
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > limits.maxBytes) return tooLarge(bytes, limits.maxBytes);
 
