@@ -127,6 +127,8 @@ describe('Debian 12, end to end over REST', () => {
         expect(JSON.parse(await console.run('cat /etc/e2e/from-command.json'))).toEqual({ file: 'hello from a file' });
         expect(await console.run("dpkg-query -W -f='${Status}' jq")).toBe('install ok installed');
         // Cleaned for reuse: a fresh machine-id, host keys made at this boot, no customization traces.
+        // (The login prompt can come before the first-boot key generation has finished: wait for the boot to end.)
+        await console.run('systemctl is-system-running --wait >/dev/null', 120_000);
         expect(await console.run('test -s /etc/machine-id && test -e /etc/ssh/ssh_host_ed25519_key && echo fresh')).toBe('fresh\n');
         expect(await console.run('ls /etc/systemd/system/imagefactory-customize.service /usr/local/sbin/imagefactory-customize 2>&1 | grep -c "No such file"')).toBe('2\n');
       } finally {
