@@ -14,16 +14,25 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** A scratch area with a configuration file pointing storage, imgdir and tmpdir into it. */
-export function daemonHome(plugins: string, extra: Record<string, unknown> = {}) {
+/**
+ * A scratch area with a configuration file pointing storage, imgdir and
+ * tmpdir into it. `storagePathLength` makes the storage path exactly that
+ * long, as an operator's deep directory would be.
+ */
+export function daemonHome(plugins: string, extra: Record<string, unknown> = {}, opts: { storagePathLength?: number } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'if-daemon-test-'));
-  const dirs = { storage: join(root, 'storage'), imgdir: join(root, 'images'), tmpdir: join(root, 'tmp') };
+  let storage = join(root, 'storage');
+  if (opts.storagePathLength) {
+    const deep = join(root, 'an-operator-s-deep-storage-directory/'.repeat(Math.ceil(opts.storagePathLength / 37)));
+    storage = deep.slice(0, opts.storagePathLength).replace(/\/+$/, '').padEnd(opts.storagePathLength, 'x');
+  }
+  const dirs = { storage, imgdir: join(root, 'images'), tmpdir: join(root, 'tmp') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const config = join(root, 'imagefactory.conf');
   writeFileSync(
     config,
-    // Downloaded media stay in the scratch area; the package cache is shared (it only saves downloads).
-    JSON.stringify({ image_manager_args: { storage_path: dirs.storage }, imgdir: dirs.imgdir, tmpdir: dirs.tmpdir, media_cache: join(root, 'media'), plugins, ...extra }),
+    // Downloaded media and bootstrapped trees stay in the scratch area; the package cache is shared (it only saves downloads).
+    JSON.stringify({ image_manager_args: { storage_path: dirs.storage }, imgdir: dirs.imgdir, tmpdir: dirs.tmpdir, media_cache: join(root, 'media'), tree_cache: join(root, 'trees'), plugins, ...extra }),
   );
   return {
     root,

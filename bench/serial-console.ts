@@ -22,18 +22,27 @@ export interface ConsoleSession {
   proc: ChildProcess;
 }
 
-export function bootConsole(image: string, opts: { format?: 'qcow2' | 'raw'; memoryMiB?: number; tag?: string } = {}): ConsoleSession {
-  const proc = spawn(
+export function bootConsole(image: string, opts: { format?: 'qcow2' | 'raw'; memoryMiB?: number; tag?: string; extraArgs?: string[] } = {}): ConsoleSession {
+  return consoleOf(
     'qemu-system-x86_64',
     [
       '-accel', 'tcg', '-m', String(opts.memoryMiB ?? 1024), '-smp', '2',
       '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-snapshot', '-no-reboot',
       '-drive', `file=${image},format=${opts.format ?? 'qcow2'},if=virtio`,
       '-nic', 'user,model=virtio-net-pci',
+      ...(opts.extraArgs ?? []),
     ],
-    // Tagged like a build's processes, so a leak check finds it.
-    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, [BUILD_ID_ENV]: opts.tag ?? 'console' } },
+    opts.tag,
   );
+}
+
+/**
+ * Runs a given qemu command line (e.g. the one `imagefactory build` prints,
+ * with `-nographic`: the console on stdio) as a console session.
+ */
+export function consoleOf(command: string, args: string[], tag = 'console'): ConsoleSession {
+  // Tagged like a build's processes, so a leak check finds it.
+  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, [BUILD_ID_ENV]: tag } });
   let out = '';
   const waiters = new Set<() => void>();
   const onData = (d: Buffer) => {

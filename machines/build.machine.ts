@@ -1,4 +1,5 @@
 import { assign, fromCallback, fromPromise, setup, type ActorRefFrom, type EventObject, type SnapshotFrom } from 'xstate';
+import type { BuildError } from '../src/model/errors.js';
 import { WAIT_STATE, WORK, type BuildKind } from './steps.js';
 
 /**
@@ -8,11 +9,7 @@ import { WAIT_STATE, WORK, type BuildKind } from './steps.js';
  * that fail loudly if the engine forgot one.
  */
 
-export interface BuildError {
-  code: string;
-  message: string;
-  details?: Record<string, unknown>;
-}
+export type { BuildError } from '../src/model/errors.js';
 
 export interface BuildContext {
   imageId: string;
@@ -71,7 +68,7 @@ export function toBuildError(error: unknown): BuildError {
 
 function timeoutError(context: BuildContext, scope: 'build' | 'phase', phase: string): BuildError {
   if (scope === 'phase' && context.phaseStarted !== null && context.phaseDeadline !== null) {
-    const limit = Math.round((context.phaseDeadline - context.phaseStarted) / 1000);
+    const limit = Math.round((context.phaseDeadline - context.phaseStarted) / 100) / 10;
     return { code: 'timeout', message: `the ${phase} phase exceeded its limit of ${limit} s` };
   }
   return { code: 'timeout', message: `the build exceeded its deadline of ${new Date(context.deadline).toISOString()}` };
@@ -86,7 +83,7 @@ function buildSetup() {
     types: {} as { context: BuildContext; events: BuildEvent; input: BuildInput },
     actors: {
       // Placeholders; the engine provides real ones. Typed as promise/callback logic via provide().
-      runStep: unimplementedPromise<StepInput, void>('runStep'),
+      runStep: unimplementedPromise<StepInput, void | 'cache_hit'>('runStep'),
       compensate: unimplementedPromise<CompensateInput, void>('compensate'),
       awaitParent: unimplementedPromise<AwaitParentInput, void>('awaitParent'),
       timer: unimplementedCallback<TimerInput>('timer'),
@@ -147,7 +144,8 @@ export function createBuildMachine(kind: BuildKind) {
           id: 'step',
           src: 'runStep',
           input: ({ context }: { context: BuildContext }) => ({ imageId: context.imageId, step: w.step }),
-          onDone: { target: next },
+          // A step that finds its build already made (a cache hit) ends the build at once.
+          onDone: [{ guard: 'cacheHit', target: 'complete' }, { target: next }],
           onError: { target: 'failing', actions: 'recordError' },
         },
         {
@@ -170,7 +168,7 @@ export function createBuildMachine(kind: BuildKind) {
       src: 'compensate',
       input: ({ context }: { context: BuildContext }) => ({ imageId: context.imageId, steps: [...context.steps].reverse() }),
       onDone: { target: 'failed' },
-      onError: { target: 'failed' },
+      onError: { target: 'failed', actions: 'recordUndoFailure' },
     },
   };
   states.cancelling = {
@@ -181,7 +179,8 @@ export function createBuildMachine(kind: BuildKind) {
       src: 'compensate',
       input: ({ context }: { context: BuildContext }) => ({ imageId: context.imageId, steps: [...context.steps].reverse() }),
       onDone: { target: 'cancelled' },
-      onError: { target: 'cancelled' },
+      // Something of the build could not be undone: that is a failure, whatever asked for the undo.
+      onError: { target: 'failed', actions: 'recordUndoFailure' },
     },
   };
   states.complete = { type: 'final', meta: { status: 'COMPLETE', activity: 'Build complete' } };
@@ -190,8 +189,17 @@ export function createBuildMachine(kind: BuildKind) {
 
   return b
     .extend({
+      guards: {
+        cacheHit: ({ event }) => (event as unknown as { output?: unknown }).output === 'cache_hit',
+      },
       actions: {
         recordError: assign({ error: ({ event }) => toBuildError((event as unknown as { error: unknown }).error) }),
+        recordUndoFailure: assign({
+          error: ({ context, event }) => {
+            const undo = toBuildError((event as unknown as { error: unknown }).error);
+            return { ...undo, details: { ...undo.details, ...(context.error ? { cause: context.error } : {}) } };
+          },
+        }),
         recordTimeout: assign({
           error: ({ context, event, self }) => {
             const scope = (event as { scope?: 'build' | 'phase' }).scope ?? 'build';

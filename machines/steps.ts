@@ -1,6 +1,11 @@
-/** The ordered work of each kind of build: machine state → step name (the engine implements the steps). */
+/**
+ * The ordered work of each kind of build: machine state → step name. This is
+ * the one table of steps: the engine implements each name in
+ * src/engine/steps/ and finds it through its record of step names.
+ */
 
-export type BuildKind = 'base' | 'target' | 'provider';
+export type { BuildKind } from '../src/model/kinds.js';
+import type { BuildKind } from '../src/model/kinds.js';
 
 export interface WorkState {
   state: string;
@@ -8,7 +13,7 @@ export interface WorkState {
   activity: string;
 }
 
-export const WORK: Record<BuildKind, readonly WorkState[]> = {
+export const WORK = {
   base: [
     { state: 'validating', step: 'validate', activity: 'Validating the template and choosing an OS plugin' },
     { state: 'preparing', step: 'prepare', activity: 'Preparing install media and disk' },
@@ -24,7 +29,10 @@ export const WORK: Record<BuildKind, readonly WorkState[]> = {
     { state: 'uploading', step: 'upload', activity: 'Uploading the image to the provider' },
     { state: 'registering', step: 'register', activity: 'Registering the image with the provider' },
   ],
-};
+} as const satisfies Record<BuildKind, readonly WorkState[]>;
+
+/** The name of every step of every machine; the engine must implement each (src/engine/steps/index.ts). */
+export type StepName = (typeof WORK)[BuildKind][number]['step'];
 
 /** The state a build waits in for its parent, if it has one. */
 export const WAIT_STATE: Record<BuildKind, { state: string; activity: string } | null> = {

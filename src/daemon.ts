@@ -1,14 +1,20 @@
-import { join } from 'node:path';
-import { PROJECT_ROOT } from './version.js';
+import type { Logger } from 'pino';
 import type { Config } from './config/index.js';
-import { Engine } from './engine/engine.js';
-import { DEFAULT_INSPECT_PORT, startInspectRelay, type InspectRelay } from './engine/inspect.js';
+import { assembleEngine, engineSetupOf } from './compose.js';
+import { DEFAULT_INSPECT_PORT, startInspectRelay, type InspectRelay } from './inspect/stately-relay.js';
+import { attachCallbacks } from './api/callbacks.js';
 import { createApiServer } from './api/server.js';
 import { presentImage } from './api/present.js';
-import type { PackageCache } from './os/debian/package-cache.js';
-import type { DownloadCacheOptions } from './os/media/download-cache.js';
+import { BuildMetrics } from './api/metrics.js';
+import { DOMAIN_PREFIX } from './hypervisor/index.js';
+import { listQemuProcesses } from './hypervisor/processes.js';
+import { KINDS } from './model/index.js';
+import { logBuildEvents } from './daemon/build-events.js';
+import { prepareFrontDoor } from './daemon/front-door.js';
+import { startMetricsServer, type MetricsServer } from './daemon/metrics-server.js';
+import { stopBuilds, type StopReport } from './daemon/shutdown.js';
 
-export type DaemonErrorCode = 'insecure_refused' | 'inspect_unavailable';
+export type DaemonErrorCode = 'inspect_unavailable' | 'metrics_unavailable';
 
 export class DaemonError extends Error {
   constructor(
@@ -20,35 +26,26 @@ export class DaemonError extends Error {
   }
 }
 
-/** Plugin `.info` files shipped with the checkout, searched after the configured directory. */
-export const SHIPPED_PLUGINS = join(PROJECT_ROOT, 'conf', 'plugins.d');
-
-const MiB = 1024 * 1024;
-
-/** The engine's download and package caches, as the configuration sets them. */
-export function cachesOf(config: Config): { mediaCache: DownloadCacheOptions; packageCache: PackageCache | null } {
-  return {
-    mediaCache: { dir: config.media_cache, maxBytes: config.media_cache_max_mb * MiB, ...(config.installer_media_dir ? { mirrorDir: config.installer_media_dir } : {}) },
-    packageCache: config.package_cache === null ? null : { dir: config.package_cache, maxBytes: config.package_cache_max_mb * MiB },
-  };
-}
-
 export interface RunningDaemon {
   url: string;
   port: number;
   /** The Stately inspector relay's WebSocket URL, with `inspect` on. */
   inspectUrl: string | null;
-  stop(): Promise<void>;
+  /** The loopback-only metrics URL, with `metrics_port` set. */
+  metricsUrl: string | null;
+  /** SHA-256 fingerprint of the HTTPS certificate; null over plain HTTP. */
+  fingerprint256: string | null;
+  /** Stops accepting requests, stops running builds as `shutdown` says (within `shutdown_timeout`), and closes the engine. */
+  stop(): Promise<StopReport>;
 }
 
 /**
- * Starts the build server: the engine (which recovers unfinished builds) and
- * the REST API. Resolves once it listens.
+ * Starts the build server: the front door (TLS, OAuth), the engine (which
+ * recovers unfinished builds) and the REST API. Resolves once it listens.
  */
-export async function startDaemon(config: Config, log: (line: string) => void = (l) => process.stderr.write(`imagefactoryd: ${l}\n`)): Promise<RunningDaemon> {
-  // Secure by default: until HTTPS and OAuth exist, plain or unauthenticated serving must be asked for explicitly.
-  if (!config.no_ssl) throw new DaemonError('insecure_refused', 'HTTPS is not available in this version yet; start with --no_ssl to serve plain HTTP (on a trusted network only)');
-  if (!config.no_oauth) throw new DaemonError('insecure_refused', 'OAuth is not available in this version yet; start with --no_oauth to serve without authentication (on a trusted network only)');
+export async function startDaemon(config: Config, logger: Logger): Promise<RunningDaemon> {
+  const log = (line: string) => logger.info({}, line);
+  const door = await prepareFrontDoor(config, logger);
 
   let baseUrl = '';
   // --- inspect relay: started before the engine, so that recovered builds are relayed too ---
@@ -56,54 +53,66 @@ export async function startDaemon(config: Config, log: (line: string) => void = 
     config.inspect === false
       ? null
       : await startInspectRelay({ port: config.inspect === true ? DEFAULT_INSPECT_PORT : config.inspect, log }).catch((e: Error) => {
+          door.dispose();
           throw new DaemonError('inspect_unavailable', `${e.message}; choose another with --inspect=PORT`);
         });
   if (relay) log(`inspect: build machines relayed to Stately's inspector at ${relay.url} (bridge page: ${relay.httpUrl}/); see docs/inspector.md`);
-  const closeRelay = async () => void (await relay?.close());
+  const closeRelay = async () => {
+    await relay?.close();
+    door.dispose();
+  };
   // --- end inspect relay ---
-  const engine = await Engine.create({
-    storagePath: config.image_manager_args.storage_path,
-    workRoot: config.imgdir,
-    timeoutSeconds: config.timeout,
-    phaseLimits: config.phase_timeouts,
-    maxConcurrentLocal: config.max_concurrent_local_sessions,
-    maxConcurrentProvider: config.max_concurrent_ec2_sessions,
-    maxQueued: config.max_queued_builds,
-    pluginDirs: [config.plugins, SHIPPED_PLUGINS],
-    requireRootPassword: config.tdl_require_root_pw,
-    hypervisor: config.hypervisor,
-    accel: config.accel,
-    libvirtUri: config.libvirt_uri,
-    stallSeconds: config.install_stall_seconds,
-    ...cachesOf(config),
-    present: (image) => ({ [image.kind === 'BaseImage' ? 'base_image' : image.kind === 'TargetImage' ? 'target_image' : 'provider_image']: presentImage(image, baseUrl) }),
-    log,
-    ...(relay ? { inspect: relay.inspect } : {}),
-  }).catch(async (e: unknown) => {
+  const engine = await assembleEngine(engineSetupOf(config), { program: 'imagefactoryd', log, ...(relay ? { inspect: relay.inspect } : {}) }).catch(async (e: unknown) => {
     await closeRelay();
     throw e;
   });
-  // Access lines only when asked for; faults (with their correlation id) always.
-  const apiLog = config.debug || config.verbose ? log : (line: string) => void (/^(internal error|could not answer)/.test(line) && log(line));
-  const api = createApiServer(engine, { log: apiLog });
+  const stopCallbacks = attachCallbacks(engine, { present: (image) => ({ [KINDS[image.kind].singular]: presentImage(image, baseUrl) }) });
+  const metrics = new BuildMetrics(engine, { processMetrics: true, runningGuests: () => listQemuProcesses().filter((p) => p.name.startsWith(DOMAIN_PREFIX)).length });
+  const stopBuildLog = logBuildEvents(engine, logger);
+  const api = createApiServer(engine, { server: door.server, logger, oauth: door.oauth, metrics });
   let port: number;
-  try {
-    port = await api.listen(config.port, config.address);
-  } catch (e) {
+  let metricsServer: MetricsServer | null = null;
+  const release = async () => {
+    stopCallbacks();
+    stopBuildLog();
+    metrics.close();
     await engine.shutdown();
     await closeRelay();
+  };
+  try {
+    port = await api.listen(config.port, config.address);
+    if (config.metrics_port !== null) {
+      metricsServer = await startMetricsServer(metrics, config.metrics_port).catch((e: Error) => {
+        throw new DaemonError('metrics_unavailable', `the metrics port 127.0.0.1:${config.metrics_port} cannot be used: ${e.message}; choose another metrics_port`);
+      });
+      logger.info({ metricsUrl: metricsServer.url }, `metrics without OAuth on ${metricsServer.url} (loopback only)`);
+    }
+  } catch (e) {
+    await api.close();
+    await release();
     throw e;
   }
   const host = config.address.includes(':') ? `[${config.address}]` : config.address;
-  baseUrl = `http://${host}:${port}`;
+  // The scheme actually served: callbacks and every href say https when it is.
+  baseUrl = `${door.scheme}://${host}:${port}`;
   return {
     url: baseUrl,
     port,
     inspectUrl: relay?.url ?? null,
+    metricsUrl: metricsServer?.url ?? null,
+    fingerprint256: door.tls?.fingerprint256 ?? null,
     async stop() {
       await api.close();
-      await engine.shutdown();
-      await closeRelay();
+      await metricsServer?.close();
+      const report = await stopBuilds(engine, config.shutdown, config.shutdown_timeout * 1000, (fields, msg) => logger.info(fields, msg));
+      const ended = new Set(report.final.map((f) => f.id));
+      for (const b of report.unfinished) {
+        if (!ended.has(b.id)) logger.info({ imageId: b.id, kind: b.kind, phase: b.phase }, `shutdown: build checkpointed in state ${b.phase}; it resumes at the next start`);
+      }
+      for (const f of report.final) logger.info({ imageId: f.id, status: f.status }, `shutdown: build ended ${f.status}`);
+      if (report.timedOut) logger.warn({ shutdownTimeout: config.shutdown_timeout }, `shutdown: builds still running after ${config.shutdown_timeout} s are checkpointed`);
+      await release();
+      return report;
     },
   };
 }

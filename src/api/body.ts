@@ -4,7 +4,7 @@ import { ApiError } from './errors.js';
 export type ParsedBody =
   | { format: 'none' }
   | { format: 'json'; value: unknown }
-  | { format: 'form'; value: Record<string, string> };
+  | { format: 'form'; value: Record<string, string>; /** Every field in order, repeats kept. */ pairs: [string, string][] };
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
@@ -60,12 +60,37 @@ function discardRest(req: IncomingMessage, alreadyRead = 0): Promise<boolean> {
   });
 }
 
+/** Bodies already read (a form body is read before routing, its fields being signed by OAuth). */
+const alreadyRead = new WeakMap<IncomingMessage, Promise<ParsedBody>>();
+
 /**
  * Reads and parses a request body without ever holding more than `limit`
  * bytes: a declared Content-Length over the limit is refused before reading,
- * and a body that streams past it stops being read at once.
+ * and a body that streams past it stops being read at once. Reading twice
+ * gives the same result.
  */
-export async function readBody(req: IncomingMessage, limit: number): Promise<ParsedBody> {
+export function readBody(req: IncomingMessage, limit: number): Promise<ParsedBody> {
+  let body = alreadyRead.get(req);
+  if (!body) {
+    body = readBodyOnce(req, limit);
+    alreadyRead.set(req, body);
+  }
+  return body;
+}
+
+/** Whether the request has a body that nobody has read (refusing it early should close the connection). */
+export function hasUnreadBody(req: IncomingMessage): boolean {
+  if (alreadyRead.has(req) || req.readableEnded) return false;
+  const declared = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
+}
+
+/** Whether the request declares an application/x-www-form-urlencoded body (whose fields OAuth signs). */
+export function isFormBody(req: IncomingMessage): boolean {
+  return bodyFormat(req.headers['content-type']) === 'form';
+}
+
+async function readBodyOnce(req: IncomingMessage, limit: number): Promise<ParsedBody> {
   const declared = req.headers['content-length'];
   const chunked = req.headers['transfer-encoding'] !== undefined;
   if ((declared === undefined || declared === '0') && !chunked) return { format: 'none' };
@@ -87,7 +112,7 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Par
   } catch {
     throw new ApiError(400, format === 'json' ? 'bad_json' : 'bad_request', 'request body is not valid UTF-8');
   }
-  if (format === 'form') return { format, value: Object.fromEntries(new URLSearchParams(text)) };
+  if (format === 'form') return { format, value: Object.fromEntries(new URLSearchParams(text)), pairs: [...new URLSearchParams(text)] };
   try {
     return { format, value: JSON.parse(text) as unknown };
   } catch (e) {

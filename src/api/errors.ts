@@ -1,5 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { EngineError, HTTP_STATUS } from '../engine/errors.js';
+import { EngineError, type EngineErrorCode } from '../engine/errors.js';
+
+/** The HTTP status each engine refusal is answered with. */
+export const HTTP_STATUS: Record<EngineErrorCode, number> = {
+  template_invalid: 400,
+  bad_request: 400,
+  bad_parameter: 400,
+  // The operator's target content file cannot be read: a fault of the server, not of the request.
+  target_content_invalid: 500,
+  image_not_found: 404,
+  conflict: 409,
+  queue_full: 503,
+  shutting_down: 503,
+  not_supported: 501,
+};
 
 /** An HTTP-level refusal with a stable code; answered as `{"error":{code,message,details}}`. */
 export class ApiError extends Error {
@@ -34,7 +48,7 @@ export function answerFor(err: unknown): ErrorAnswer {
     return { status: err.status, body: errorBody(err.code, err.message, err.details), headers: { ...err.headers } };
   }
   if (err instanceof EngineError) {
-    const status = (HTTP_STATUS as Record<string, number | undefined>)[err.code] ?? 500;
+    const status = HTTP_STATUS[err.code] ?? 500;
     return { status, body: errorBody(err.code, err.message, err.details), headers: {} };
   }
   const correlationId = randomUUID();

@@ -1,5 +1,5 @@
 import type { EngineApi } from '../engine/types.js';
-import type { ImageKind, ImageRecord } from '../store/types.js';
+import type { ImageKind, ImageRecord } from '../model/index.js';
 import { imageNotFound } from './errors.js';
 import { KIND_NAMES } from './paths.js';
 

@@ -1,7 +1,8 @@
 import { INSPECTOR_ASSETS, INSPECTOR_CSP } from './inspector/assets.js';
+import { METRICS_PATH } from './routes/metrics.js';
 import { COLLECTION_LOCATIONS, IMAGE_LOCATIONS, KIND_NAMES, BASE_PATH, toOpenApiPath } from './paths.js';
-import type { ImageKind } from '../store/types.js';
-import { STATUSES } from '../store/types.js';
+import type { ImageKind } from '../model/index.js';
+import { STATUSES } from '../model/index.js';
 
 /** The part of OpenAPI 3.0 this document uses, typed so a typo is a compile error. */
 export interface Schema {
@@ -90,7 +91,7 @@ function op(method: string, path: string, tag: string, o: Omit<Operation, 'opera
   return { operationId: operationId(method, path), tags: [tag], ...o, ...(parameters.length ? { parameters } : {}) };
 }
 
-const COMMON_ERRORS = { '404': errorRef('NotFound'), '406': errorRef('NotAcceptable'), '500': errorRef('Internal') };
+const COMMON_ERRORS = { '401': errorRef('Unauthorized'), '404': errorRef('NotFound'), '406': errorRef('NotAcceptable'), '500': errorRef('Internal') };
 
 /** Said of the nested forms, whose path names the image's ancestors. */
 const nestedNote = (nested: boolean) => (nested ? ' Nested form: the images the path names must belong to one another, else 404.' : '');
@@ -117,7 +118,12 @@ function collectionPaths(): Record<string, PathItem> {
         description:
           `Starts a build and answers at once (202).${parent ? ` The parent (${parent}) comes from the path.` : ''}` +
           ' JSON bodies are wrapped in the singular name; form-encoded bodies carry the same fields flat (`parameters` as a JSON string).' +
+          ' A template that does not validate is answered as the original Image Factory did: 202 with the new image, FAILED at once, the errors (line, column, code) in status_detail;' +
+          ' with `Prefer: handling=strict` it is refused at once, 400 template_invalid (and a request that is accepted says `Preference-Applied: handling=strict`).' +
+          (kind === 'BaseImage' ? '' : ' The target\'s parameters are checked by its cloud plugin first: 400 bad_parameter, 501 not_supported.') +
+          (kind === 'BaseImage' ? '' : ' From a template, the images it is made from are built first, each its own build, with the target content merged into the base template.') +
           nestedNote(parent !== null),
+        parameters: [{ name: 'Prefer', in: 'header', description: '`handling=strict` (RFC 7240): refuse an invalid template with 400 instead of a FAILED image', schema: { type: 'string' } }],
         requestBody: {
           required: true,
           content: {
@@ -132,8 +138,10 @@ function collectionPaths(): Record<string, PathItem> {
             content: json({ type: 'object', required: [singular], properties: { [singular]: ref(kind) } }),
           },
           '400': errorRef('BadRequest'),
+          '403': errorRef('Forbidden'),
           '413': errorRef('TooLarge'),
           '415': errorRef('UnsupportedMediaType'),
+          '501': errorRef('NotImplemented'),
           '503': errorRef('Unavailable'),
           ...COMMON_ERRORS,
         },
@@ -156,7 +164,9 @@ function imagePaths(): Record<string, PathItem> {
         summary: `Delete a ${t}`,
         description:
           'Asynchronous. An image with children is refused (409) unless cascade=true; a building image is cancelled first.' +
-          (kind === 'ProviderImage' ? ' The image is removed from the provider too: send provider, credentials and target in the body (flat or wrapped in provider_image) or the query.' : '') +
+          (kind === 'ProviderImage'
+            ? ' With provider and/or credentials (and target) in the body (flat or wrapped in provider_image) or the query, the image is removed from the provider too (an AMI and its snapshot; what a failed push left); the credentials are used for that and dropped. A failure there leaves the image DELETEFAILED with the provider\'s code (auth_failed…). Without them only the record and body go.'
+            : '') +
           note,
         parameters: [
           { name: 'cascade', in: 'query', description: 'also delete the child images', schema: { type: 'boolean' } },
@@ -172,7 +182,7 @@ function imagePaths(): Record<string, PathItem> {
               },
             }
           : {}),
-        responses: { '204': { description: 'deletion started' }, '400': errorRef('BadRequest'), '409': errorRef('Conflict'), ...COMMON_ERRORS },
+        responses: { '204': { description: 'deletion started' }, '400': errorRef('BadRequest'), '403': errorRef('Forbidden'), '409': errorRef('Conflict'), '501': errorRef('NotImplemented'), ...COMMON_ERRORS },
       }),
     };
     out[toOpenApiPath(`${path}/raw_image`)] = {
@@ -192,7 +202,7 @@ function imagePaths(): Record<string, PathItem> {
       post: op('post', `${path}/cancel`, 'builds', {
         summary: `Cancel the ${t}'s build`,
         description: `202 when the cancel is accepted; the build then stops, cleans up and ends CANCELLED.${note}`,
-        responses: { '202': { description: 'cancel accepted', content: envelope }, '409': errorRef('Conflict'), ...COMMON_ERRORS },
+        responses: { '202': { description: 'cancel accepted', content: envelope }, '403': errorRef('Forbidden'), '409': errorRef('Conflict'), ...COMMON_ERRORS },
       }),
     };
     out[toOpenApiPath(`${path}/transitions`)] = {
@@ -277,6 +287,13 @@ const imageProperties: Record<string, Schema> = {
 };
 const imageRequired = Object.keys(imageProperties);
 
+/** GET only: the child images, in the original's shape — the collection answer nested under its own name. */
+const childList = (collection: string, singular: string): Schema => ({
+  type: 'object',
+  description: `GET only: {"${collection}":[{"${singular}":{…}}…]}, as the original Image Factory embedded it`,
+  properties: { [collection]: { type: 'array', items: { type: 'object', properties: { [singular]: ref('ImageSummary') } } } },
+});
+
 const parametersField: Schema = { type: 'object', additionalProperties: true, description: 'free-form build parameters (callbacks, oz_overrides, target options…)' };
 const formParameters: Schema = { type: 'string', description: 'parameters as a JSON object text' };
 const documentField = (what: string): Schema => ({ oneOf: [{ type: 'string' }, { type: 'object', additionalProperties: true }], description: what });
@@ -291,8 +308,12 @@ export const OPENAPI: OpenApiDocument = {
     title: 'Image Factory',
     version: '2.0',
     description:
-      "Image Factory's REST API 2.0 with this project's extensions (cancel, transitions, machine, log, events, CANCELLED). " +
-      'Every error is {"error":{"code","message","details"}}.',
+      "Image Factory's REST API 2.0 with this project's extensions (cancel, transitions, machine, log, events, metrics, CANCELLED). " +
+      'Every error is {"error":{"code","message","details"}}. ' +
+      'Security: HTTPS by default; every route except GET /imagefactory (and the inspector page\'s static files) needs a two-legged OAuth 1.0a signature ' +
+      '(HMAC-SHA1 or HMAC-SHA256, consumer keys from the daemon\'s `clients`), in an `Authorization: OAuth …` header or as oauth_* query or form parameters; ' +
+      'a missing or wrong signature, a timestamp more than 300 s off or a reused nonce is answered 401 with `WWW-Authenticate: OAuth`. ' +
+      'State-changing requests that a browser marks as cross-site (Origin, Sec-Fetch-Site), and form posts from browsers, are answered 403 cross_site_refused.',
   },
   tags: [
     { name: 'service', description: 'the daemon itself' },
@@ -341,6 +362,21 @@ export const OPENAPI: OpenApiDocument = {
     ...collectionPaths(),
     ...imagePaths(),
     ...inspectorPaths(),
+    [METRICS_PATH]: {
+      get: {
+        operationId: 'getMetrics',
+        summary: 'Prometheus metrics of the daemon',
+        description:
+          'The Prometheus text format: imagefactory_builds_finished_total{kind,status,error_code}, imagefactory_builds_submitted_total{kind}, imagefactory_phase_duration_seconds{kind,phase} (histogram), imagefactory_build_queue_length, imagefactory_builds_active{kind}, imagefactory_running_guests, imagefactory_pushed_bytes_total{provider}, and the process metrics. Behind OAuth; `metrics_port` can also serve it on a loopback-only port without OAuth.',
+        tags: ['service'],
+        responses: {
+          '200': { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+          '401': errorRef('Unauthorized'),
+          '404': errorRef('NotFound'),
+          '406': errorRef('NotAcceptable'),
+        },
+      },
+    },
   },
   components: {
     schemas: {
@@ -349,11 +385,17 @@ export const OPENAPI: OpenApiDocument = {
         required: ['_type', 'id', 'href', 'status', 'percent_complete'],
         properties: { _type: imageProperties._type!, id: imageProperties.id!, href: imageProperties.href!, status: imageProperties.status!, percent_complete: imageProperties.percent_complete! },
       },
-      BaseImage: { type: 'object', required: imageRequired, properties: imageProperties },
+      BaseImage: { type: 'object', required: imageRequired, properties: { ...imageProperties, target_images: childList('target_images', 'target_image') } },
       TargetImage: {
         type: 'object',
         required: [...imageRequired, 'base_image_id', 'target'],
-        properties: { ...imageProperties, base_image_id: { type: 'string', format: 'uuid', nullable: true }, target: str('cloud or format name, e.g. ec2', true) },
+        properties: {
+          ...imageProperties,
+          base_image_id: { type: 'string', format: 'uuid', nullable: true },
+          target: str('cloud or format name, e.g. ec2', true),
+          base_image: { allOf: [ref('ImageSummary')], nullable: true, description: 'GET only: the base image (the original\'s link)' },
+          provider_images: childList('provider_images', 'provider_image'),
+        },
       },
       ProviderImage: {
         type: 'object',
@@ -365,6 +407,7 @@ export const OPENAPI: OpenApiDocument = {
           provider: str('provider name or document', true),
           identifier_on_provider: str('e.g. the AMI id', true),
           provider_account_identifier: str(undefined, true),
+          target_image: { allOf: [ref('ImageSummary')], nullable: true, description: 'GET only: the target image (the original\'s link)' },
         },
       },
       BaseImageRequest: { type: 'object', required: ['template'], properties: { template: str('TDL template XML'), parameters: parametersField } },
@@ -439,7 +482,8 @@ export const OPENAPI: OpenApiDocument = {
       },
     },
     responses: {
-      BadRequest: errorResponse('bad_request, bad_json or template_invalid'),
+      BadRequest: errorResponse('bad_request, bad_json, template_invalid (with Prefer: handling=strict) or bad_parameter (a target parameter its cloud plugin refuses)'),
+      NotImplemented: errorResponse('not_supported: a target parameter or a provider target this daemon does not support'),
       NotFound: errorResponse('not_found, image_not_found, plugin_not_found or no_body'),
       NotAcceptable: errorResponse('not_acceptable: the Accept header allows no type this route answers with'),
       Conflict: errorResponse('conflict: the image is in a state that refuses the request'),
@@ -448,6 +492,13 @@ export const OPENAPI: OpenApiDocument = {
       RangeNotSatisfiable: errorResponse('range_not_satisfiable'),
       Unavailable: errorResponse('queue_full or shutting_down; inspector_unavailable when a file of the inspector page is missing'),
       Internal: errorResponse('internal, with details.correlation_id (also in the log)'),
+      Unauthorized: {
+        description:
+          'oauth_parameter_absent, oauth_parameter_rejected, oauth_signature_method_rejected, oauth_timestamp_refused, oauth_nonce_used, oauth_signature_invalid, oauth_token_rejected or oauth_version_rejected',
+        headers: { 'WWW-Authenticate': { description: 'OAuth realm="imagefactory", oauth_problem="…"', schema: { type: 'string' } } },
+        content: json(ref('Error')),
+      },
+      Forbidden: errorResponse('cross_site_refused (a browser request from another site, or a browser form post), inspector_loopback_only'),
     },
   },
 };

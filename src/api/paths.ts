@@ -1,4 +1,4 @@
-import type { ImageKind } from '../store/types.js';
+import type { ImageKind } from '../model/index.js';
 
 /** Every route lives under this prefix, as in the original daemon. */
 export const BASE_PATH = '/imagefactory';

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { ImageRecord, TransitionRecord } from '../store/types.js';
+import type { ImageRecord, TransitionRecord } from '../model/index.js';
 import { BASE_PATH, KIND_NAMES } from './paths.js';
-import { maskRootpw, redactParameters } from './redact.js';
+import { maskRootpw, redactParameters, redactUrlPassword } from './redact.js';
 
 /** How images look over REST: the original field names plus this project's extensions. */
 
@@ -76,9 +76,10 @@ export function presentImage(image: ImageRecord, baseUrl: string): ImageDetail {
     ...presentSummary(image, baseUrl),
     status_detail: {
       activity: image.activity,
-      error: image.error?.message ?? null,
+      // An error may quote a URL or a command's output: URL passwords and secret-named fields are masked there too.
+      error: image.error ? redactUrlPassword(image.error.message) : null,
       error_code: image.error?.code ?? null,
-      error_details: image.error?.details ?? null,
+      error_details: image.error?.details ? redactParameters(image.error.details) : null,
     },
     template: image.template === null ? null : maskRootpw(image.template),
     icicle: image.icicle,

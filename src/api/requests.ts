@@ -1,6 +1,7 @@
 import type { BaseImageRequest, ProviderImageRequest, TargetImageRequest } from '../engine/types.js';
 import type { ParsedBody } from './body.js';
-import { badRequest } from './errors.js';
+import { ApiError, badRequest } from './errors.js';
+import { redactUrlPassword } from './redact.js';
 
 /**
  * REST bodies → engine requests. JSON bodies are wrapped as REST.md shows
@@ -55,7 +56,46 @@ function parameters(fields: Fields): Record<string, unknown> | undefined {
     }
   }
   if (!isObject(v)) throw badRequest('"parameters" must be a JSON object', { field: 'parameters' });
+  checkCallbacks(v.callbacks);
   return v;
+}
+
+const MAX_CALLBACKS = 16;
+const MAX_CALLBACK_CHARS = 2048;
+
+/**
+ * `parameters.callbacks`: one URL or a list of them, each http or https with
+ * a host. Refused at submission (400 `invalid_callback`), so that nothing the
+ * engine later delivers to can fail on the URL itself; an error names the
+ * URL without its password.
+ */
+export function checkCallbacks(callbacks: unknown): void {
+  if (callbacks === undefined || callbacks === null) return;
+  const list = Array.isArray(callbacks) ? callbacks : [callbacks];
+  const refuse = (message: string, details: Record<string, unknown>) => {
+    throw new ApiError(400, 'invalid_callback', message, { field: 'parameters.callbacks', ...details });
+  };
+  if (list.length > MAX_CALLBACKS) refuse(`"parameters.callbacks" holds ${list.length} URLs; at most ${MAX_CALLBACKS} are allowed`, {});
+  list.forEach((url, index) => {
+    if (typeof url !== 'string') return refuse(`callback ${index + 1} must be a URL string, not ${Array.isArray(url) ? 'an array' : typeof url}`, { index });
+    const shown = shownCallback(url);
+    if (url.length > MAX_CALLBACK_CHARS) return refuse(`callback ${index + 1} is longer than ${MAX_CALLBACK_CHARS} characters`, { index });
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return refuse(`callback ${index + 1} (${shown}) is not a URL`, { index, url: shown });
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return refuse(`callback ${index + 1} (${shown}) must be an http or https URL, not ${u.protocol.replace(/:$/, '')}`, { index, url: shown });
+    if (!u.hostname) return refuse(`callback ${index + 1} (${shown}) has no host`, { index, url: shown });
+    if (/[\s\u0000-\u001f]/.test(url)) return refuse(`callback ${index + 1} (${shown}) contains white space or control characters`, { index, url: shown });
+  });
+}
+
+/** A callback as it may appear in an error: no password, not too long, printable. */
+function shownCallback(url: string): string {
+  const text = redactUrlPassword(url.trim()).replace(/[\u0000-\u001f\u007f]/g, '?');
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
 }
 
 /** The parent id from the body, the path, or both when they agree. */

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Request } from 'polka';
 import type { EngineApi } from '../engine/types.js';
+import type { MetricsSource } from './metrics.js';
 
 /** What a successful answer of a route is; checked against `Accept` before the handler runs. */
 export type MediaType = 'application/json' | 'application/octet-stream' | 'text/plain' | 'text/event-stream';
@@ -13,12 +14,11 @@ export interface RouteContext {
   readonly heartbeatMs: number;
   /** Open long-lived responses (event streams, followed logs), ended when the server closes. */
   readonly streams: Set<ServerResponse>;
-}
-
-/** Registers a long-lived response so that closing the server ends it cleanly. */
-export function trackStream(ctx: RouteContext, res: ServerResponse): void {
-  ctx.streams.add(res);
-  res.on('close', () => ctx.streams.delete(res));
+  /** Bounds of `streams`, in all and per client address; STREAM_LIMITS (streams.ts) when not given. */
+  readonly maxStreams?: number;
+  readonly maxStreamsPerClient?: number;
+  /** What `GET /metrics` serves, when the daemon collects metrics. */
+  readonly metrics?: MetricsSource;
 }
 
 export type Handler = (req: Request, res: ServerResponse, ctx: RouteContext) => void | Promise<void>;

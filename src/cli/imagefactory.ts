@@ -47,9 +47,11 @@ const prog = sade('imagefactory').version(VERSION);
 prog
   .option('--url', `URL of the imagefactoryd daemon (default $IMAGEFACTORY_URL, else ${DEFAULT_URL})`)
   .option('--output', 'log: progress and ids as text; json: the resulting image(s) as JSON on stdout', 'log')
-  .option('--key', 'OAuth consumer key (signing is not available yet: giving it is an error)')
-  .option('--secret', 'OAuth consumer secret (as --key)')
-  .option('--ca', 'PEM file of the certificate authority to trust for an https --url')
+  .option('--key', 'OAuth consumer key (default $IMAGEFACTORY_KEY, else "key" of the client configuration)')
+  .option('--secret', 'OAuth consumer secret (default $IMAGEFACTORY_SECRET, else "secret" of the client configuration)')
+  .option('--signature-method', 'HMAC-SHA1 (default) or HMAC-SHA256')
+  .option('--config', 'Client configuration (JSON: url, key, secret, signature_method, ca, state_dir); default $IMAGEFACTORY_CLIENT_CONFIG, else ~/.config/imagefactory/client.json')
+  .option('--ca', 'PEM file of the certificate authority to trust for an https --url (default: the local daemon\'s transient certificate is trusted)')
   .option('--insecure', 'Do not check the certificate of an https --url', false);
 
 const buildOptions = (command: ReturnType<typeof prog.command>) =>
@@ -178,7 +180,7 @@ if (args) {
   process.exit = ((code?: number) => realExit(code === 1 ? 2 : code)) as typeof process.exit;
   prog.parse([process.argv[0]!, process.argv[1]!, ...commandFirst(args)], {
     // Values stay text: an id or a file name that looks like a number is not turned into one.
-    string: ['url', 'output', 'key', 'secret', 'ca', 'id', 'template', 'parameters', 'provider', 'credentials', 'target'],
+    string: ['url', 'output', 'key', 'secret', 'signature-method', 'config', 'ca', 'id', 'template', 'parameters', 'provider', 'credentials', 'target'],
     unknown: (flag: string) => {
       process.stderr.write(`imagefactory: unknown option ${flag}\nRun \`imagefactory --help\` for usage.\n`);
       realExit(2);

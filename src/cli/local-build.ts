@@ -1,10 +1,11 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultConfig } from '../config/schema.js';
-import { cachesOf, SHIPPED_PLUGINS } from '../daemon.js';
-import { Engine } from '../engine/engine.js';
+import { assembleEngine, engineSetupOf } from '../compose.js';
+import { chooseAccel } from '../hypervisor/accel.js';
 import type { PackageCache } from '../os/debian/package-cache.js';
-import type { ImageRecord } from '../store/types.js';
+import type { TreeCacheOptions } from '../os/debian/tree-cache.js';
+import type { ImageRecord, TransitionRecord } from '../model/index.js';
 
 export interface LocalBuildOptions {
   /** Where images, the catalog and logs go: $IMAGEFACTORY_DATA, else `/var/lib/imagefactory/local` as root, else `~/.local/share/imagefactory`. */
@@ -14,6 +15,8 @@ export interface LocalBuildOptions {
   parameters?: Record<string, unknown>;
   /** The configuration's default package cache unless given (null: none). */
   packageCache?: PackageCache | null;
+  /** The configuration's default tree cache unless given (null: none). */
+  treeCache?: TreeCacheOptions | null;
   out?: NodeJS.WritableStream;
   /** Aborting cancels the build (Ctrl-C); it then ends CANCELLED, cleaned up. */
   signal?: AbortSignal;
@@ -29,24 +32,30 @@ export function defaultDataDir(): string {
  * process on the embedded defaults (qemu driver, shipped plugins), printing
  * each state and progress, then where the image is and how to boot it.
  */
-export async function buildLocally(template: string, opts: LocalBuildOptions = {}): Promise<{ image: ImageRecord; exitCode: number }> {
+export interface LocalBuildResult {
+  image: ImageRecord;
+  exitCode: number;
+  /** Seconds spent in each working state, from the build's transitions. */
+  phases: Record<string, number>;
+}
+
+export async function buildLocally(template: string, opts: LocalBuildOptions = {}): Promise<LocalBuildResult> {
   const out = opts.out ?? process.stdout;
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
   const config = defaultConfig();
-  const caches = cachesOf(config);
-  const engine = await Engine.create({
+  const setup = engineSetupOf(config);
+  const engine = await assembleEngine({
+    ...setup,
     storagePath: join(dataDir, 'storage'),
     workRoot: join(dataDir, 'work'),
     timeoutSeconds: opts.timeoutSeconds ?? config.timeout,
-    phaseLimits: config.phase_timeouts,
     maxConcurrentLocal: 1,
     maxConcurrentProvider: 1,
-    pluginDirs: [SHIPPED_PLUGINS],
     hypervisor: opts.hypervisor ?? 'qemu',
-    packageCache: opts.packageCache === undefined ? caches.packageCache : opts.packageCache,
-    mediaCache: caches.mediaCache,
-    log: () => undefined,
-  });
+    ...(opts.packageCache !== undefined ? { packageCache: opts.packageCache } : {}),
+    ...(opts.treeCache !== undefined ? { treeCache: opts.treeCache } : {}),
+  }, { program: 'imagefactory build' });
+  const { accel } = chooseAccel(setup.accel ?? 'auto');
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s`;
   let lastLine = '';
@@ -75,11 +84,12 @@ export async function buildLocally(template: string, opts: LocalBuildOptions = {
       });
     });
     opts.signal?.removeEventListener('abort', cancel);
+    const phases = phaseSeconds(engine.transitions(image.id));
     if (image.status !== 'COMPLETE') {
       out.write(`image ${image.id} ${image.status}${image.error ? `: ${image.error.code}: ${image.error.message}` : ''}\n`);
       const tail = image.error?.details?.outputTail;
       if (typeof tail === 'string' && tail) out.write(`output tail:\n${tail}\n`);
-      return { image, exitCode: 1 };
+      return { image, exitCode: 1, phases };
     }
     out.write(
       [
@@ -87,13 +97,23 @@ export async function buildLocally(template: string, opts: LocalBuildOptions = {
         `image ${image.id} COMPLETE in ${elapsed().trim()}`,
         `  body:   ${image.bodyPath} (qcow2, sha256 ${String(image.properties.sha256)})`,
         `  log:    ${engine.logPath(image.id)}`,
-        `  boot:   qemu-system-x86_64 -accel tcg -m 1024 -nographic -snapshot -drive file=${image.bodyPath},format=qcow2,if=virtio`,
-        `          (-accel kvm where /dev/kvm works; -snapshot keeps the image unchanged; leave with Ctrl-A X)`,
+        `  boot:   qemu-system-x86_64 -accel ${accel} -m 1024 -nographic -snapshot -drive file=${image.bodyPath},format=qcow2,if=virtio`,
+        `          (-snapshot keeps the image unchanged; leave with Ctrl-A X)`,
         '',
       ].join('\n'),
     );
-    return { image, exitCode: 0 };
+    return { image, exitCode: 0, phases };
   } finally {
     await engine.shutdown();
   }
+}
+
+/** Seconds from entering each state to leaving it. */
+export function phaseSeconds(transitions: TransitionRecord[]): Record<string, number> {
+  const phases: Record<string, number> = {};
+  transitions.forEach((t, i) => {
+    const next = transitions[i + 1];
+    if (next) phases[t.to] = (phases[t.to] ?? 0) + (Date.parse(next.at) - Date.parse(t.at)) / 1000;
+  });
+  return phases;
 }

@@ -43,6 +43,8 @@ export const DAEMON_OPTIONS: readonly DaemonOption[] = [
   keyOption('ec2-32bit-util'),
   keyOption('ec2-64bit-util'),
   keyOption('foreground'),
+  keyOption('pid_file', 'File holding the daemon\'s pid; a second daemon on it refuses to start (default: /run/imagefactoryd.pid when detached, none in the foreground)'),
+  keyOption('log_file', 'File to log to, reopened on SIGHUP (default: /var/log/imagefactory/imagefactoryd.log when detached, stderr in the foreground)'),
   keyOption('port'),
   keyOption('address'),
   keyOption('no_ssl'),

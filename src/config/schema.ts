@@ -18,9 +18,16 @@ export interface Config {
   tmpdir: string;
   timeout: number;
   plugins: string;
+  target_content: string;
   port: number;
   address: string;
+  /** A loopback-only port for GET /metrics without OAuth, or null (metrics only on the API port, behind OAuth). */
+  metrics_port: number | null;
   foreground: boolean;
+  pid_file: string | null;
+  log_file: string | null;
+  shutdown: 'checkpoint' | 'cancel';
+  shutdown_timeout: number;
   'ec2-32bit-util': string;
   'ec2-64bit-util': string;
   ec2_ami_type: 'ebs' | 's3';
@@ -29,6 +36,9 @@ export interface Config {
   clients: Record<string, string>;
   max_concurrent_local_sessions: number;
   max_concurrent_ec2_sessions: number;
+  push_parallel_requests: number;
+  push_request_timeout: number;
+  push_timeout: number;
   image_manager: 'file';
   image_manager_args: ImageManagerArgs;
   tdl_require_root_pw: boolean;
@@ -41,9 +51,15 @@ export interface Config {
   install_stall_seconds: number;
   package_cache: string | null;
   package_cache_max_mb: number;
+  tree_cache: string | null;
+  tree_cache_max_mb: number;
   media_cache: string;
   media_cache_max_mb: number;
   installer_media_dir: string | null;
+  file_url_dirs: string[];
+  content_fetch_max_mb: number;
+  content_fetch_timeout_seconds: number;
+  content_fetch_max_redirects: number;
   /** false, true (port 8080) or the port of the Stately inspector relay. */
   inspect: boolean | number;
 }
@@ -54,7 +70,7 @@ export type ConfigKey = keyof Config;
 export type ValueType =
   /** true/false, or 0/1 as the original's files wrote them. */
   | { kind: 'boolean' }
-  | { kind: 'number'; integer: boolean; min: number; max?: number }
+  | { kind: 'number'; integer: boolean; min: number; max?: number; nullable?: boolean }
   | { kind: 'string' }
   | { kind: 'path'; nullable: boolean }
   | { kind: 'enum'; values: readonly string[] }
@@ -92,8 +108,8 @@ const DISK_FORMAT: ValueType = { kind: 'enum', values: ['qcow2', 'raw'] };
 
 /** Every key, in the order of `conf/imagefactory.conf` and `docs/configuration.md`. */
 export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
-  debug: { type: BOOLEAN, default: false, flag: '--debug', description: 'Log everything, for debugging.' },
-  verbose: { type: BOOLEAN, default: false, flag: '--verbose', description: 'Log more than warnings and errors.' },
+  debug: { type: BOOLEAN, default: false, flag: '--debug', description: 'Log everything, for debugging (log level `trace`).' },
+  verbose: { type: BOOLEAN, default: false, flag: '--verbose', description: 'Also log every request and every build transition (log level `debug`; the default is `info`).' },
   no_ssl: { type: BOOLEAN, default: false, flag: '--no_ssl', description: 'Serve the REST API over plain HTTP instead of HTTPS.' },
   no_oauth: {
     type: BOOLEAN,
@@ -116,18 +132,61 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     description: 'Time limit of an image build, in seconds.',
   },
   plugins: { type: PATH, default: '/etc/imagefactory/plugins.d', flag: '--plugins', description: 'Directory of plugin `.info` files.' },
+  target_content: {
+    type: PATH,
+    default: '/etc/imagefactory/target_content.xml',
+    description:
+      'The target content file: per target (and optionally OS name, version and arch) the packages and repositories a target needs, merged into a template built for that target, or installed by the target build (see docs/clouds.md). A missing file means no target content.',
+  },
   port: {
     type: { kind: 'number', integer: true, min: 0, max: 65535 },
     default: 8075,
     flag: '--port',
     description: 'TCP port of the REST API (0 picks a free port).',
   },
-  address: { type: STRING, default: '0.0.0.0', flag: '--address', description: 'Address (interface) the REST API listens on.' },
+  address: {
+    type: STRING,
+    default: '127.0.0.1',
+    flag: '--address',
+    description: 'Address (interface) the REST API listens on; loopback by default, `0.0.0.0` for every interface (logged as a warning without OAuth).',
+  },
+  metrics_port: {
+    type: { kind: 'number', integer: true, min: 0, max: 65535, nullable: true },
+    default: null,
+    description:
+      'A second port, on 127.0.0.1 only and over plain HTTP without OAuth, that serves `GET /metrics` for a local Prometheus (0 picks a free port); `null` for none: metrics are then only on the API port, behind OAuth.',
+  },
   foreground: {
     type: BOOLEAN,
     default: false,
     flag: '--foreground',
-    description: 'Stay in the foreground; accepted for compatibility, the daemon never forks (run it under a service manager).',
+    description: 'Stay in the foreground (logs on stderr, no pid file unless `pid_file` is set); without it the daemon detaches, writes its pid file and logs to `log_file`.',
+  },
+  pid_file: {
+    type: { kind: 'path', nullable: true },
+    default: null,
+    flag: '--pid_file',
+    description:
+      'File holding the running daemon\'s pid; a second daemon on the same file refuses to start. `null`: `/run/imagefactoryd.pid` when the daemon detaches, none in the foreground.',
+  },
+  log_file: {
+    type: { kind: 'path', nullable: true },
+    default: null,
+    flag: '--log_file',
+    description:
+      'File the daemon logs to (JSON lines, reopened on SIGHUP for log rotation). `null`: `/var/log/imagefactory/imagefactoryd.log` when the daemon detaches, stderr in the foreground.',
+  },
+  shutdown: {
+    type: { kind: 'enum', values: ['checkpoint', 'cancel'] },
+    default: 'checkpoint',
+    description:
+      'What SIGTERM and SIGINT do to running builds: `checkpoint` stops them where they are (their guests are destroyed) and resumes them at the next start; `cancel` cancels each one (undone, CANCELLED) and waits for it to be final.',
+  },
+  shutdown_timeout: {
+    type: { kind: 'number', integer: false, min: 1 },
+    default: 60,
+    description:
+      'Seconds the daemon gives running builds to stop on SIGTERM/SIGINT; builds not final by then are checkpointed, and the daemon exits with code 1 if even that does not finish in 10 more seconds.',
   },
   'ec2-32bit-util': {
     type: STRING,
@@ -159,6 +218,21 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     type: { kind: 'number', integer: true, min: 1 },
     default: 4,
     description: 'How many EC2 utility instances may run at once.',
+  },
+  push_parallel_requests: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 8,
+    description: 'Requests a provider push keeps in flight at once (EBS snapshot blocks).',
+  },
+  push_request_timeout: {
+    type: { kind: 'number', integer: false, min: 1 },
+    default: 60,
+    description: 'Time limit in seconds of one request of a provider push; a request that overruns it is retried, like throttling and 5xx answers.',
+  },
+  push_timeout: {
+    type: { kind: 'number', integer: false, min: 1 },
+    default: 10800,
+    description: 'Time limit in seconds of a whole provider push, retries included; beyond it the push fails with `timeout` and removes what it created.',
   },
   image_manager: { type: { kind: 'enum', values: ['file'] }, default: 'file', description: 'Where image records are stored.' },
   image_manager_args: {
@@ -215,6 +289,17 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     default: 2048,
     description: 'Size bound of `package_cache` in MiB: after each bootstrap, the least recently used packages are removed until the cache fits.',
   },
+  tree_cache: {
+    type: { kind: 'path', nullable: true },
+    default: '/var/cache/imagefactory/trees',
+    description:
+      'Directory of bootstrapped root trees kept between Debian/Ubuntu builds, keyed by the bootstrap command and the date of each repository\'s signed Release file: a template that differs only in files, commands or root password skips mmdebstrap; with each tree, the booted guests of its first customization boots (boot checkpoints), so a template that differs only in its commands skips the boot too; `null` for none.',
+  },
+  tree_cache_max_mb: {
+    type: { kind: 'number', integer: true, min: 0 },
+    default: 8192,
+    description: 'Size bound of `tree_cache` in MiB: after a tree is added, the least recently used trees are removed until the cache fits (never one a build is copying).',
+  },
   media_cache: {
     type: PATH,
     default: '/var/cache/imagefactory/media',
@@ -230,6 +315,27 @@ export const SCHEMA: { readonly [K in ConfigKey]: KeySpec<K> } = {
     default: null,
     description:
       'A local directory standing in for mirrors: `http://HOST/PATH` is looked up as `DIR/HOST/PATH` first (e.g. the contents of Debian\'s `debian-installer-12-netboot-amd64` package laid out as the mirror), `null` for none.',
+  },
+  file_url_dirs: {
+    type: { kind: 'path-list' },
+    default: [],
+    description:
+      'Absolute directories of the build host whose files a template may name in a `file:` URL: url contents (`<file type="url">file:///…</file>`, url commands) and install media (`<iso>`, its checksum, an install `<url>`, ISO extras); none by default, so no template reads a host file. Refused templates fail validation with `file_url_forbidden`.',
+  },
+  content_fetch_max_mb: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 64,
+    description: 'Largest `url` content (of a template file or command) fetched over http(s), in MiB; a bigger one fails the build with `content_too_large`.',
+  },
+  content_fetch_timeout_seconds: {
+    type: { kind: 'number', integer: true, min: 1 },
+    default: 60,
+    description: 'Time limit of fetching one `url` content, headers and body, redirects included; beyond it the build fails with `content_timeout`.',
+  },
+  content_fetch_max_redirects: {
+    type: { kind: 'number', integer: true, min: 0 },
+    default: 5,
+    description: 'Redirects followed when fetching a `url` content (each to http or https only); one more fails the build with `content_redirects`.',
   },
   inspect: {
     type: { kind: 'boolean-or-port' },
@@ -261,6 +367,7 @@ export function describeType(type: ValueType): string {
       return 'a boolean (true, false, 0 or 1)';
     case 'number': {
       const noun = type.integer ? 'integer' : 'number';
+      if (type.nullable) return `${describeType({ ...type, nullable: false })} or null`;
       if (type.max !== undefined) return `an ${noun} from ${type.min} to ${type.max}`;
       if (type.min === 0) return `a non-negative ${noun}`;
       if (type.min === 1 && type.integer) return 'a positive integer';

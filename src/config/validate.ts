@@ -44,6 +44,7 @@ function checkType(type: ValueType, value: unknown, path: string, fallback: unkn
       if (value === 0 || value === 1) return { ok: true, value: value === 1 };
       return wrong();
     case 'number': {
+      if (type.nullable && value === null) return { ok: true, value };
       const fits =
         typeof value === 'number' &&
         Number.isFinite(value) &&

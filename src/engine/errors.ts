@@ -1,20 +1,14 @@
-/** Errors the engine raises to its callers (REST, CLI); each code maps to one HTTP status. */
+/** Errors the engine raises to its callers (REST, CLI), each with a stable code; the API layer maps the codes onto its answers. */
 export type EngineErrorCode =
   | 'template_invalid'
   | 'bad_request'
+  | 'bad_parameter'
+  | 'target_content_invalid'
   | 'image_not_found'
   | 'conflict'
   | 'queue_full'
-  | 'shutting_down';
-
-export const HTTP_STATUS: Record<EngineErrorCode, number> = {
-  template_invalid: 400,
-  bad_request: 400,
-  image_not_found: 404,
-  conflict: 409,
-  queue_full: 503,
-  shutting_down: 503,
-};
+  | 'shutting_down'
+  | 'not_supported';
 
 export class EngineError extends Error {
   constructor(
@@ -27,5 +21,4 @@ export class EngineError extends Error {
   }
 }
 
-/** A build step's failure with a stable code; defined with the plugin interface, which plugins implement. */
-export { StepError } from '../os/plugin.js';
+export { StepError } from '../model/errors.js';

@@ -32,9 +32,10 @@ export function runProcess(command: string, args: string[], opts: RunOptions): P
     });
     let stdout = '';
     let stderr = '';
+    const lines = { stdout: lineSplitter(opts.log), stderr: lineSplitter(opts.log) };
     const collect = (which: 'stdout' | 'stderr') => (chunk: Buffer) => {
       const text = chunk.toString('utf8');
-      for (const line of text.split('\n')) if (line) opts.log(line);
+      lines[which].push(text);
       if (which === 'stdout') stdout = (stdout + text).slice(-TAIL_BYTES);
       else stderr = (stderr + text).slice(-TAIL_BYTES);
     };
@@ -56,6 +57,8 @@ export function runProcess(command: string, args: string[], opts: RunOptions): P
     });
     child.on('close', (code, sig) => {
       opts.signal.removeEventListener('abort', onAbort);
+      lines.stdout.end();
+      lines.stderr.end();
       // The leader is gone; make sure its group is too.
       killGroup(child.pid, 'SIGKILL');
       if (killTimer) clearTimeout(killTimer);
@@ -63,6 +66,33 @@ export function runProcess(command: string, args: string[], opts: RunOptions): P
       resolve({ code: code ?? 128 + (sig ? signalNumber(sig) : 0), stdout, stderr });
     });
   });
+}
+
+/** The longest line passed on whole; a longer one (a tool printing without newlines) is passed on in pieces. */
+export const MAX_LINE = 8192;
+
+/**
+ * Cuts output into lines as they complete, at a newline or a carriage
+ * return (progress meters redraw with `\r`), keeping the unfinished rest
+ * for the next chunk, never more than MAX_LINE of it.
+ */
+export function lineSplitter(onLine: (line: string) => void): { push(text: string): void; end(): void } {
+  let rest = '';
+  return {
+    push(text) {
+      const parts = (rest + text).split(/\r\n|[\r\n]/);
+      rest = parts.pop() ?? '';
+      for (const line of parts) if (line) onLine(line);
+      while (rest.length > MAX_LINE) {
+        onLine(rest.slice(0, MAX_LINE));
+        rest = rest.slice(MAX_LINE);
+      }
+    },
+    end() {
+      if (rest) onLine(rest);
+      rest = '';
+    },
+  };
 }
 
 export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {

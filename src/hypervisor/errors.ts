@@ -12,7 +12,9 @@ export type HypervisorErrorCode =
   /** The hypervisor refused to start the guest (qemu exited at once, libvirt said no). */
   | 'domain_start_failed'
   /** The hypervisor cannot be reached or answered with an error. */
-  | 'hypervisor_unavailable';
+  | 'hypervisor_unavailable'
+  /** A saved guest state cannot be restored here (another driver, accelerator or emulator build), or saving one failed. */
+  | 'checkpoint_unusable';
 
 export class HypervisorError extends Error {
   constructor(
@@ -25,7 +27,8 @@ export class HypervisorError extends Error {
   }
 }
 
-export type InstallErrorCode = 'install_stalled' | 'timeout' | 'cancelled';
+/** `guest_crashed`: the guest ended without powering itself off (the emulator crashed, exited non-zero, was killed or destroyed). */
+export type InstallErrorCode = 'install_stalled' | 'timeout' | 'cancelled' | 'guest_crashed';
 
 export interface InstallFailureDetails extends Record<string, unknown> {
   domain: string;
@@ -40,6 +43,8 @@ export interface InstallFailureDetails extends Record<string, unknown> {
   elapsedSeconds: number;
   /** Seconds since the last disk or network activity. */
   idleSeconds: number;
+  /** How the guest ended, for `guest_crashed`. */
+  ending?: string;
   diskRequests: number;
   netBytes: number;
 }

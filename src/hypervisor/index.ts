@@ -6,3 +6,5 @@ export { qemuCommandLine, QemuDriver, type QemuDriverOptions } from './qemu.js';
 export { openHypervisor, type HypervisorSetting, type OpenHypervisorOptions, type OpenedHypervisor } from './select.js';
 export { watchInstall, type WatchInstallOptions, type WatchResult } from './watchdog.js';
 export { listQemuProcesses, type QemuProcess } from './processes.js';
+export { hypervisorSession, type HypervisorSession } from './session.js';
+export { MAX_SOCKET_PATH, qmpSocketPath, runtimeDirFor } from './runtime-dir.js';

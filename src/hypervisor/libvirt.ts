@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Hypervisor } from '@unraid/libvirt';
 import { assertDomainName, HypervisorError } from './errors.js';
 import { isPng, ppmToPng } from './png.js';
-import type { ActivitySample, Domain, DomainSpec, HypervisorDriver } from './types.js';
+import type { ActivitySample, Domain, DomainSpec, GuestEnd, HypervisorDriver } from './types.js';
+import { readTail } from './watchdog.js';
 import { activityFromDomstats, parseDomstats, virsh } from './virsh.js';
 
 export interface LibvirtDriverOptions {
@@ -16,10 +17,17 @@ export interface LibvirtDriverOptions {
   uefiFirmware?: string;
   /** `virsh` for statistics and screenshots; from PATH by default. */
   virsh?: string;
+  /** How long a lost connection is given to come back (libvirtd restarting) before `hypervisor_unavailable`; 15 s by default. */
+  reconnectTimeoutMs?: number;
+  /** Where libvirtd writes each domain's log (`NAME.log`), read for how a guest ended; `/var/log/libvirt/qemu` by default. */
+  domainLogDir?: string;
   log?: (line: string) => void;
 }
 
 const UEFI_CANDIDATES = ['/usr/share/ovmf/OVMF.fd', '/usr/share/qemu/OVMF.fd', '/usr/share/OVMF/OVMF.fd'];
+
+/** The longest a libvirt call may take before the connection is suspected dead. */
+const CALL_TIMEOUT_MS = 30_000;
 
 /** libvirt's virDomainState values we look at (the binding's enum, without importing it at load time). */
 const STATE_SHUTOFF = 5;
@@ -134,8 +142,9 @@ class LibvirtDomain implements Domain {
     if (this.started || this.destroying) throw new HypervisorError('domain_start_failed', `domain ${this.name} was already started or destroyed`, { name: this.name });
     this.driver.log?.(`libvirt: creating transient domain ${this.name} on ${this.driver.uri}`);
     try {
-      await this.driver.connection.domainCreateXML(this.xml);
+      await this.driver.call((c) => c.domainCreateXML(this.xml));
     } catch (err) {
+      if (err instanceof HypervisorError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       const code = /already exists/i.test(message) ? 'domain_exists' : 'domain_start_failed';
       throw new HypervisorError(code, `libvirt could not start ${this.name}: ${message}`, { name: this.name, uri: this.driver.uri });
@@ -148,13 +157,29 @@ class LibvirtDomain implements Domain {
     if (this.destroying) return true;
     if (!this.started) return false;
     try {
-      const domain = await this.driver.connection.domainLookupByName(this.name);
-      const { state } = await domain.getInfo();
+      const state = await this.driver.call(async (c) => (await (await c.domainLookupByName(this.name)).getInfo()).state);
       return state === STATE_SHUTOFF || state === STATE_CRASHED;
     } catch (err) {
       if (isNoDomainError(err)) return true;
       throw err;
     }
+  }
+
+  /**
+   * A transient domain vanishes when it ends, whichever way: how it ended is
+   * in the log libvirtd keeps for it (`shutting down, reason=shutdown` for
+   * the guest's own power-off; `crashed`, `destroyed`, `failed`… otherwise).
+   */
+  async ending(): Promise<GuestEnd | null> {
+    if (this.destroying) return { clean: false, description: 'the guest was destroyed' };
+    const log = await readTail(join(this.driver.domainLogDir, `${this.name}.log`), 16 * 1024);
+    // The log spans every start of a domain of this name: only the last run counts.
+    const lastRun = log.slice(Math.max(0, log.lastIndexOf('starting up')));
+    const reason = [...lastRun.matchAll(/shutting down, reason=([a-z-]+)/g)].at(-1)?.[1];
+    if (reason === undefined) return null;
+    if (reason === 'shutdown') return { clean: true, description: 'libvirt: reason=shutdown' };
+    const qemuSaid = lastRun.split('\n').filter((l) => /qemu-system|terminating|error/i.test(l)).slice(-2).join(' / ');
+    return { clean: false, description: `libvirt ended the domain with reason=${reason}${qemuSaid ? `; ${qemuSaid}` : ''}` };
   }
 
   /**
@@ -203,47 +228,101 @@ export class LibvirtDriver implements HypervisorDriver {
   readonly emulator: string;
   readonly uefiFirmware: string | undefined;
   readonly virshBinary: string;
+  readonly domainLogDir: string;
   readonly log: ((line: string) => void) | undefined;
+  private readonly reconnectTimeoutMs: number;
+  private reconnecting: Promise<void> | undefined;
 
   private constructor(
     readonly uri: string,
-    readonly connection: Hypervisor,
+    private conn: Hypervisor,
     options: LibvirtDriverOptions,
   ) {
     this.emulator = options.emulator ?? '/usr/bin/qemu-system-x86_64';
     this.uefiFirmware = options.uefiFirmware ?? UEFI_CANDIDATES.find((p) => existsSync(p));
     this.virshBinary = options.virsh ?? 'virsh';
+    this.domainLogDir = options.domainLogDir ?? '/var/log/libvirt/qemu';
+    this.reconnectTimeoutMs = options.reconnectTimeoutMs ?? 15_000;
     this.log = options.log;
+  }
+
+  /** The current connection (replaced when a lost one is reopened). */
+  get connection(): Hypervisor {
+    return this.conn;
   }
 
   /** Opens the connection; rejects with `hypervisor_unavailable` when libvirtd does not answer within `timeoutMs`. */
   static async connect(options: LibvirtDriverOptions = {}, timeoutMs = 10_000): Promise<LibvirtDriver> {
     const uri = options.uri ?? 'qemu:///system';
-    let connection: Hypervisor;
     try {
-      // Loaded only when wanted, so hosts without the native addon can still use the qemu driver.
-      const { Hypervisor } = await import('@unraid/libvirt');
-      connection = new Hypervisor({ uri });
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      });
-      try {
-        await Promise.race([connection.connectOpen(), timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return new LibvirtDriver(uri, await openConnection(uri, timeoutMs), options);
     } catch (err) {
       throw new HypervisorError('hypervisor_unavailable', `libvirt at ${uri} is not reachable: ${err instanceof Error ? err.message : String(err)}`, { uri });
     }
-    return new LibvirtDriver(uri, connection, options);
+  }
+
+  /**
+   * Runs `fn` on the connection. When it fails and the connection turns out
+   * dead (libvirtd restarted, as a package upgrade does), the connection is
+   * reopened — once, waiting up to `reconnectTimeoutMs` for libvirtd to come
+   * back — and `fn` runs again; a libvirtd that does not come back is
+   * `hypervisor_unavailable`. A refusal on a live connection is `fn`'s own
+   * error.
+   */
+  async call<T>(fn: (connection: Hypervisor) => Promise<T>): Promise<T> {
+    const used = this.conn;
+    try {
+      // A call on a connection whose daemon went away may never answer: it is bounded like any other failure.
+      return await withTimeout(fn(used), CALL_TIMEOUT_MS);
+    } catch (err) {
+      if (isNoDomainError(err) || (this.conn === used && (await this.alive()))) throw err;
+      if (this.conn === used) await this.reconnect(err);
+      return fn(this.conn);
+    }
+  }
+
+  private async alive(): Promise<boolean> {
+    return withTimeout(this.conn.connectGetHostname(), 3000).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  private reconnect(cause: unknown): Promise<void> {
+    this.reconnecting ??= (async () => {
+      const why = cause instanceof Error ? cause.message : String(cause);
+      this.log?.(`libvirt: the connection to ${this.uri} is lost (${why}); reconnecting`);
+      const until = Date.now() + this.reconnectTimeoutMs;
+      let last: unknown = cause;
+      while (Date.now() < until) {
+        try {
+          const fresh = await openConnection(this.uri, Math.max(1000, Math.min(5000, until - Date.now())));
+          const old = this.conn;
+          this.conn = fresh;
+          void old.connectClose().catch(() => undefined);
+          this.log?.(`libvirt: reconnected to ${this.uri}`);
+          return;
+        } catch (err) {
+          last = err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      throw new HypervisorError(
+        'hypervisor_unavailable',
+        `lost the connection to libvirt at ${this.uri} and could not reconnect within ${Math.round(this.reconnectTimeoutMs / 1000)} s: ${last instanceof Error ? last.message : String(last)}`,
+        { uri: this.uri },
+      );
+    })().finally(() => {
+      this.reconnecting = undefined;
+    });
+    return this.reconnecting;
   }
 
   async define(spec: DomainSpec): Promise<Domain & { readonly xml: string }> {
     assertDomainName(spec.name);
     const xml = domainXml(spec, { emulator: this.emulator, uefiFirmware: this.uefiFirmware });
     try {
-      await this.connection.domainLookupByName(spec.name);
+      await this.call((c) => c.domainLookupByName(spec.name));
       throw new HypervisorError('domain_exists', `a libvirt domain named ${spec.name} already exists`, { name: spec.name, uri: this.uri });
     } catch (err) {
       if (!isNoDomainError(err)) throw err;
@@ -255,7 +334,7 @@ export class LibvirtDriver implements HypervisorDriver {
   async destroyByName(name: string): Promise<void> {
     let domain;
     try {
-      domain = await this.connection.domainLookupByName(name);
+      domain = await this.call((c) => c.domainLookupByName(name));
     } catch (err) {
       if (isNoDomainError(err)) return;
       throw err;
@@ -275,7 +354,7 @@ export class LibvirtDriver implements HypervisorDriver {
   /** Destroys and undefines every domain whose name starts with `prefix` (leftovers of a crashed daemon: transient domains outlive it). */
   async reap(prefix: string): Promise<string[]> {
     const reaped: string[] = [];
-    for (const domain of await this.connection.connectListAllDomains()) {
+    for (const domain of await this.call((c) => c.connectListAllDomains())) {
       let name: string;
       try {
         name = await domain.getName();
@@ -292,9 +371,29 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async close(): Promise<void> {
     try {
-      await this.connection.connectClose();
+      await this.conn.connectClose();
     } catch {
       // already closed
     }
   }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A new connection to `uri`, open (loaded lazily, so hosts without the native addon can still use the qemu driver). */
+async function openConnection(uri: string, timeoutMs: number): Promise<Hypervisor> {
+  const { Hypervisor } = await import('@unraid/libvirt');
+  const connection = new Hypervisor({ uri });
+  await withTimeout(connection.connectOpen(), timeoutMs);
+  return connection;
 }

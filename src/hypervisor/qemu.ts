@@ -1,19 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { shellQuote } from '../shell-quote.js';
 import { assertDomainName, HypervisorError } from './errors.js';
 import { PcapByteCounter } from './pcap.js';
 import { isPng, ppmToPng } from './png.js';
 import { listQemuProcesses, processAlive } from './processes.js';
 import { QmpClient, QmpError } from './qmp.js';
-import type { ActivitySample, Domain, DomainSpec, HypervisorDriver } from './types.js';
+import { MAX_SOCKET_PATH, qmpSocketPath, runtimeDirFor } from './runtime-dir.js';
+import type { Accel, ActivitySample, Domain, DomainSpec, GuestEnd, HypervisorDriver } from './types.js';
 
 export interface QemuDriverOptions {
   /** The emulator; `qemu-system-x86_64` from PATH by default. */
   binary?: string;
-  /** Where QMP sockets and network dumps live while a guest runs; `$TMPDIR/imagefactory-qemu` by default. */
+  /** Where QMP sockets and network dumps live while a guest runs: a short runtime directory (runtime-dir.ts) by default. */
   runDir?: string;
   /** UEFI firmware image for `firmware: 'uefi'`; the first of the usual OVMF paths that exists by default. */
   uefiFirmware?: string;
@@ -37,6 +38,10 @@ const START_TIMEOUT_MS = 20_000;
 const QUIT_GRACE_MS = 3000;
 const KILL_WAIT_MS = 5000;
 const STDERR_TAIL = 8 * 1024;
+/** The descriptor qemu reads a saved state from (`-incoming fd:3`). */
+const RESTORE_FD = 3;
+const MIGRATION_TIMEOUT_MS = 120_000;
+
 
 /** QEMU option values separate properties with commas; a literal comma is written twice. */
 const optValue = (s: string): string => s.replace(/,/g, ',,');
@@ -76,6 +81,8 @@ export function qemuCommandLine(spec: DomainSpec, paths: QemuRunPaths): string[]
     if (paths.netDump) args.push('-object', `filter-dump,id=netdump0,netdev=net0,file=${optValue(paths.netDump)},maxlen=${NET_DUMP_SNAPLEN}`);
   }
   args.push('-qmp', `unix:${optValue(paths.qmpSocket)},server=on,wait=off`, '-no-reboot');
+  // The saved state is read from a descriptor start() opens: no shell, no quoting of the path.
+  if (spec.restoreFrom) args.push('-incoming', `fd:${RESTORE_FD}`);
   return args;
 }
 
@@ -104,6 +111,8 @@ class QemuDomain implements Domain {
   private last: ActivitySample = { diskRequests: 0, netBytes: 0 };
   private readonly netCounter: PcapByteCounter | undefined;
   private destroying: Promise<void> | undefined;
+  /** QMP's SHUTDOWN event: who asked (`guest-shutdown`, `guest-reset`, `host-signal`, `host-qmp-quit`, `guest-panic`…). */
+  private shutdownReason: string | undefined;
   private readonly qmpSocket: string;
   private readonly netDump: string | undefined;
 
@@ -111,7 +120,7 @@ class QemuDomain implements Domain {
     private readonly spec: DomainSpec,
     private readonly driver: QemuDriver,
   ) {
-    this.qmpSocket = join(driver.runDir, `${spec.name}.qmp`);
+    this.qmpSocket = qmpSocketPath(driver.runDir, spec.name);
     this.netDump = spec.network === 'user' ? join(driver.runDir, `${spec.name}.pcap`) : undefined;
     this.netCounter = this.netDump ? new PcapByteCounter(this.netDump) : undefined;
   }
@@ -140,7 +149,13 @@ class QemuDomain implements Domain {
     this.driver.log?.(`qemu: starting ${this.name}: ${this.driver.binary} ${args.join(' ')}`);
 
     // Its own process group (detached), so destroy can kill whatever it spawned with it.
-    const child = spawn(this.driver.binary, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const stateFd = this.spec.restoreFrom ? openSync(this.spec.restoreFrom, 'r') : undefined;
+    let child: ChildProcess;
+    try {
+      child = spawn(this.driver.binary, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe', ...(stateFd === undefined ? [] : [stateFd])] });
+    } finally {
+      if (stateFd !== undefined) closeSync(stateFd);
+    }
     this.child = child;
     this.exited = new Promise<void>((resolveExit) => {
       child.once('exit', (code, signal) => {
@@ -167,7 +182,9 @@ class QemuDomain implements Domain {
       if (this.exitStatus) throw this.startFailure();
       try {
         this.qmp = await QmpClient.connect(this.qmpSocket, 2000);
-        return;
+        this.qmp.onEvent = (e) => {
+          if (e.event === 'SHUTDOWN') this.shutdownReason ??= String((e.data as { reason?: unknown } | undefined)?.reason ?? 'unknown');
+        };
       } catch {
         if (Date.now() > deadline) {
           await this.destroy();
@@ -177,15 +194,58 @@ class QemuDomain implements Domain {
           });
         }
         await Promise.race([sleep(50), this.exited]);
+        continue;
       }
+      break;
     }
+    if (this.spec.restoreFrom) await this.finishRestore();
+  }
+
+  /** Waits for the saved state to be loaded, then lets the guest run (a state saved paused loads paused). */
+  private async finishRestore(): Promise<void> {
+    const deadline = Date.now() + MIGRATION_TIMEOUT_MS;
+    try {
+      for (;;) {
+        if (this.exitStatus) throw this.startFailure();
+        const { status } = await this.qmp!.execute<{ status: string }>('query-status');
+        if (status !== 'inmigrate') break;
+        if (Date.now() > deadline) throw new HypervisorError('checkpoint_unusable', `qemu for ${this.name} did not load its saved state within ${MIGRATION_TIMEOUT_MS / 1000} s`, { name: this.name });
+        await Promise.race([sleep(20), this.exited]);
+      }
+      await this.qmp!.execute('cont');
+    } catch (e) {
+      await this.destroy();
+      if (e instanceof HypervisorError) throw e;
+      throw new HypervisorError('checkpoint_unusable', `qemu for ${this.name} could not resume its saved state: ${(e as Error).message}${this.stderrTail.trim() ? `; stderr: ${this.stderrTail.trim().split('\n').slice(-2).join(' / ')}` : ''}`, { name: this.name, stderr: this.stderrTail });
+    }
+  }
+
+  async checkpoint(stateFile: string): Promise<void> {
+    const qmp = this.qmp;
+    if (!qmp || qmp.isClosed || this.exitStatus) throw new HypervisorError('checkpoint_unusable', `domain ${this.name} is not running; no checkpoint`, { name: this.name });
+    await qmp.execute('stop');
+    await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stateFile)}` });
+    const deadline = Date.now() + MIGRATION_TIMEOUT_MS;
+    for (;;) {
+      const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (m.status === 'completed') return;
+      if (m.status === 'failed' || m.status === 'cancelled' || Date.now() > deadline) {
+        throw new HypervisorError('checkpoint_unusable', `saving the state of ${this.name} ${m.status === 'failed' ? `failed: ${m['error-desc'] ?? 'no reason given'}` : m.status === 'cancelled' ? 'was cancelled' : 'took too long'}`, { name: this.name });
+      }
+      await sleep(20);
+    }
+  }
+
+  async resume(): Promise<void> {
+    await this.qmp?.execute('cont');
   }
 
   private startFailure(): HypervisorError {
     const s = this.exitStatus!;
     const why = s.error ? s.error.message : `exit code ${s.code ?? `signal ${s.signal}`}`;
     const stderr = this.stderrTail.trim();
-    return new HypervisorError('domain_start_failed', `qemu for ${this.name} stopped at start (${why})${stderr ? `: ${stderr.split('\n').slice(-3).join(' / ')}` : ''}`, {
+    // A state that does not load (another emulator build, a damaged file) stops qemu at start too.
+    return new HypervisorError(this.spec.restoreFrom ? 'checkpoint_unusable' : 'domain_start_failed', `qemu for ${this.name} stopped at start (${why})${stderr ? `: ${stderr.split('\n').slice(-3).join(' / ')}` : ''}`, {
       name: this.name,
       stderr,
     });
@@ -193,6 +253,26 @@ class QemuDomain implements Domain {
 
   async isOff(): Promise<boolean> {
     return this.exitStatus !== undefined || this.destroying !== undefined;
+  }
+
+  /**
+   * Clean only when qemu exited 0 after the guest itself asked to power off
+   * or reboot (`-no-reboot` ends qemu on a reboot too). A signal, a non-zero
+   * code, a SHUTDOWN caused by the host (`host-signal`: someone sent qemu
+   * SIGTERM, which qemu answers with exit code 0) or a guest panic is not.
+   */
+  async ending(): Promise<GuestEnd | null> {
+    if (this.destroying && !this.exitStatus) return { clean: false, description: 'the guest was destroyed' };
+    const s = this.exitStatus;
+    if (!s) return null;
+    if (s.error) return { clean: false, description: `qemu failed: ${s.error.message}` };
+    const tail = this.stderrTail.trim().split('\n').slice(-2).join(' / ');
+    const why = tail ? `; stderr: ${tail}` : '';
+    if (s.signal) return { clean: false, description: `qemu was killed by ${s.signal}${why}` };
+    if (s.code !== 0) return { clean: false, description: `qemu exited with code ${s.code}${why}` };
+    const reason = this.shutdownReason;
+    if (reason === undefined || reason === 'guest-shutdown' || reason === 'guest-reset') return { clean: true, description: `qemu exited after ${reason ?? 'an unreported shutdown'}` };
+    return { clean: false, description: `qemu shut down by ${reason}${why}` };
   }
 
   /**
@@ -270,15 +350,15 @@ export class QemuDriver implements HypervisorDriver {
 
   constructor(options: QemuDriverOptions = {}) {
     this.binary = options.binary ?? 'qemu-system-x86_64';
-    this.runDir = options.runDir ?? join(tmpdir(), 'imagefactory-qemu');
+    this.runDir = options.runDir ?? runtimeDirFor('qemu');
     this.uefiFirmware = options.uefiFirmware ?? UEFI_CANDIDATES.find((p) => existsSync(p));
     this.log = options.log;
   }
 
   async define(spec: DomainSpec): Promise<Domain & { commandLine(): string[] }> {
     assertDomainName(spec.name);
-    const socket = join(this.runDir, `${spec.name}.qmp`);
-    if (Buffer.byteLength(socket) > 107) throw new HypervisorError('invalid_domain_spec', `QMP socket path ${socket} is too long for a unix socket`, { name: spec.name });
+    const socket = qmpSocketPath(this.runDir, spec.name);
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) throw new HypervisorError('invalid_domain_spec', `QMP socket path ${socket} is too long for a unix socket`, { name: spec.name });
     const domain = new QemuDomain(spec, this);
     domain.commandLine(); // validates the spec (firmware) before anything runs
     return domain;
@@ -303,10 +383,17 @@ export class QemuDriver implements HypervisorDriver {
     const until = Date.now() + KILL_WAIT_MS;
     while (victims.some((p) => processAlive(p.pid)) && Date.now() < until) await sleep(50);
     for (const p of victims) {
-      await rm(join(this.runDir, `${p.name}.qmp`), { force: true });
+      await rm(qmpSocketPath(this.runDir, p.name), { force: true });
       await rm(join(this.runDir, `${p.name}.pcap`), { force: true });
     }
     return [...new Set(victims.map((p) => p.name))];
+  }
+
+  private version: Promise<string | undefined> | undefined;
+
+  async checkpointIdentity(accel: Accel): Promise<string> {
+    this.version ??= qemuVersion(this.binary);
+    return `qemu ${(await this.version) ?? 'unknown'} ${accel} machine pc`;
   }
 
   /** Nothing to release: running guests are left alone (destroy them first, or reap them at the next start). */

@@ -39,6 +39,12 @@ export interface DomainSpec {
   serialLog: string;
   /** File a second serial port (ttyS1) is written to: a build-time protocol channel with the guest. */
   channelLog?: string;
+  /**
+   * A state file written by `Domain.checkpoint` of a guest with this same
+   * spec and disks as they were then: the guest resumes from it instead of
+   * booting.
+   */
+  restoreFrom?: string;
 }
 
 export interface ActivitySample {
@@ -48,18 +54,40 @@ export interface ActivitySample {
   netBytes: number;
 }
 
+/** How a guest that is off ended: its own clean power-off (or reboot request), or not. */
+export interface GuestEnd {
+  clean: boolean;
+  /** What happened, for the build's error: `qemu exited with code 1`, `qemu was killed by SIGSEGV`, `libvirt: reason=crashed`. */
+  description: string;
+}
+
 export interface Domain {
   readonly name: string;
   /** Starts the guest. */
   start(): Promise<void>;
   /** True once the guest has powered itself off (or was destroyed). */
   isOff(): Promise<boolean>;
+  /**
+   * Once off: whether the guest ended by its own power-off, or by a crash of
+   * the emulator, a non-zero exit, a signal, a destroy. A half-written disk
+   * must never pass for a finished install. Null while it runs, or when the
+   * hypervisor cannot tell.
+   */
+  ending(): Promise<GuestEnd | null>;
   /** Current cumulative activity counters. */
   activity(): Promise<ActivitySample>;
   /** Writes a PNG screenshot of the guest's display. */
   screenshot(pngPath: string): Promise<void>;
   /** Stops the guest at once and removes the definition; safe to call twice and after power-off. */
   destroy(): Promise<void>;
+  /**
+   * Pauses the guest and writes its memory and device state to `stateFile`;
+   * it stays paused, with its disks flushed, until `resume`. Only drivers
+   * that can restore such a file (`DomainSpec.restoreFrom`) have it.
+   */
+  checkpoint?(stateFile: string): Promise<void>;
+  /** Lets a guest paused by `checkpoint` run on. */
+  resume?(): Promise<void>;
 }
 
 export interface HypervisorDriver {
@@ -68,5 +96,10 @@ export interface HypervisorDriver {
   define(spec: DomainSpec): Promise<Domain>;
   /** Destroys every domain/process whose name starts with `prefix`; returns the names reaped. */
   reap(prefix: string): Promise<string[]>;
+  /**
+   * What a checkpoint taken by this driver with `accel` can only be restored
+   * on (driver, emulator build, accelerator); absent when the driver takes none.
+   */
+  checkpointIdentity?(accel: Accel): Promise<string>;
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InstallError, type InstallErrorCode, type InstallFailureDetails } from './errors.js';
+import { HypervisorError, InstallError, type InstallErrorCode, type InstallFailureDetails } from './errors.js';
 import type { ActivitySample, Domain } from './types.js';
 
 export interface WatchInstallOptions {
@@ -50,7 +50,7 @@ export async function watchInstall(domain: Domain, options: WatchInstallOptions)
   let previous: ActivitySample = { diskRequests: 0, netBytes: 0 };
   let latest = previous;
 
-  const fail = async (code: InstallErrorCode): Promise<InstallError> => {
+  const fail = async (code: InstallErrorCode, ending?: string): Promise<InstallError> => {
     const now = Date.now();
     const elapsedSeconds = Math.round((now - startedAt) / 100) / 10;
     const idleSeconds = Math.round((now - lastActivityAt) / 100) / 10;
@@ -58,12 +58,15 @@ export async function watchInstall(domain: Domain, options: WatchInstallOptions)
     const details = await collectArtifacts(domain, options, code);
     Object.assign(details, { elapsedSeconds, idleSeconds, diskRequests: latest.diskRequests, netBytes: latest.netBytes });
     const last = details.lastConsoleLine ? `last console line: ${JSON.stringify(details.lastConsoleLine)}` : 'the console is empty';
+    if (ending) details.ending = ending;
     const what =
       code === 'install_stalled'
         ? `no disk or network activity for ${options.stallSeconds} s`
         : code === 'timeout'
           ? `the install did not finish before its deadline (ran ${elapsedSeconds} s)`
-          : `the install was cancelled after ${elapsedSeconds} s`;
+          : code === 'guest_crashed'
+            ? `the guest did not power itself off: ${ending} after ${elapsedSeconds} s`
+            : `the install was cancelled after ${elapsedSeconds} s`;
     log(`watchdog: ${domain.name}: ${code}: ${what}; ${last}`);
     return new InstallError(code, `${what}; ${last}`, details);
   };
@@ -73,7 +76,13 @@ export async function watchInstall(domain: Domain, options: WatchInstallOptions)
       if (options.signal?.aborted) throw await fail('cancelled');
       if (await safely(() => domain.isOff(), false, log)) {
         const elapsedMs = Date.now() - startedAt;
-        log(`watchdog: ${domain.name} powered off after ${(elapsedMs / 1000).toFixed(1)} s`);
+        const end = await safely(() => domain.ending(), null, log);
+        if (end && !end.clean) {
+          // libvirtd restarting right as the guest powers off reports its qemu as ended by the daemon; the kernel's own last word says better.
+          if (!(await poweredItselfOff(options.serialLog))) throw await fail('guest_crashed', end.description);
+          log(`watchdog: ${domain.name}: the hypervisor reported ${end.description}, but the guest's kernel had powered it off`);
+        }
+        log(`watchdog: ${domain.name} powered off after ${(elapsedMs / 1000).toFixed(1)} s${end ? '' : ' (how it ended is unknown)'}`);
         return { elapsedMs, activity: latest };
       }
       const sample = await safely(() => domain.activity(), latest, log);
@@ -99,11 +108,23 @@ export async function watchInstall(domain: Domain, options: WatchInstallOptions)
   }
 }
 
-/** A poll that failed (libvirtd busy, QMP hiccup) is logged and answered with a fallback; the deadline still bounds the watch. */
+/** Whether the console ends with the Linux kernel's power-off message: the guest finished and synced its disks. */
+async function poweredItselfOff(serialLog: string): Promise<boolean> {
+  const tail = await readTail(serialLog, SERIAL_TAIL_BYTES).catch(() => '');
+  return /reboot: Power down$/.test(lastLine(tail));
+}
+
+/**
+ * A poll that failed (libvirtd busy, QMP hiccup) is logged and answered with
+ * a fallback; the deadline still bounds the watch. A hypervisor that is gone
+ * for good (`hypervisor_unavailable`, after the driver's one reconnection)
+ * ends the watch: waiting for a stall would only hide it.
+ */
 async function safely<T>(poll: () => Promise<T>, fallback: T, log: (line: string) => void): Promise<T> {
   try {
     return await poll();
   } catch (err) {
+    if (err instanceof HypervisorError && err.code === 'hypervisor_unavailable') throw err;
     log(`watchdog: poll failed: ${err instanceof Error ? err.message : String(err)}`);
     return fallback;
   }

@@ -1,6 +1,6 @@
 import type { DownloadCache } from './media/download-cache.js';
 import type { Template } from '../tdl/index.js';
-import type { ImageRecord } from '../store/types.js';
+import type { ImageRecord } from '../model/index.js';
 import type { DomainSpec } from '../hypervisor/types.js';
 
 /**
@@ -63,27 +63,33 @@ export interface RunOptions {
 }
 
 /** A guest as a plugin asks for it: the domain spec without what the engine decides (name, accelerator), sizes defaulted. */
-export interface GuestSpec extends Omit<DomainSpec, 'name' | 'accel' | 'memoryMiB' | 'vcpus'> {
+export interface GuestSpec extends Omit<DomainSpec, 'name' | 'accel' | 'memoryMiB' | 'vcpus' | 'restoreFrom'> {
   /** Part of the domain name, which also carries the image id: `install`, `customize`… */
   purpose: string;
   memoryMiB?: number;
   vcpus?: number;
   /** Seconds without disk or network activity before `install_stalled`; the configured default otherwise. */
   stallSeconds?: number;
+  /**
+   * Resume a checkpoint (see RunningGuest.checkpoint) instead of booting;
+   * refused with `checkpoint_unusable` unless `identity` is what this
+   * hypervisor would take one with now.
+   */
+  restore?: { state: string; identity: string };
+  /** Called once the guest runs, with what may be done to it while it does. */
+  onStarted?: (guest: RunningGuest) => void;
 }
 
-/**
- * A build step's failure with a stable code (`plugin_missing`,
- * `command_failed`, `install_stalled`…): the engine records `code`,
- * `message` and `details` in the image's `status_detail`.
- */
-export class StepError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = 'StepError';
-  }
+export interface RunningGuest {
+  /**
+   * Pauses the guest and saves its memory and devices to `stateFile`, its
+   * disks flushed; resolves to the identity a restore must match. Null when
+   * the hypervisor in use cannot restore one.
+   */
+  checkpoint: ((stateFile: string) => Promise<string>) | null;
+  /** Lets the guest run on after a checkpoint. */
+  resume(): Promise<void>;
 }
+
+/** A build step's failure with a stable code: part of the shared vocabulary, re-exported for plugins. */
+export { StepError } from '../model/errors.js';

@@ -2,6 +2,8 @@ import { readdir, readFile, realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { OsPlugin } from '../os/plugin.js';
 import { BUILTIN_PLUGINS } from './builtin.js';
+import { BUILTIN_CLOUD_PLUGINS, cloudPluginProblem } from '../clouds/builtin.js';
+import type { CloudPlugin } from '../clouds/types.js';
 import { PluginError, thrownMessage } from './errors.js';
 import { parsePluginInfo, type PluginInfo } from './info.js';
 import { callFactory, importDefaultExport, loadOsModule } from './load.js';
@@ -12,6 +14,8 @@ const INFO_SUFFIX = '.info';
 export interface DiscoverOptions {
   /** Built-in OS plugins by id; defaults to `BUILTIN_PLUGINS`. */
   builtins?: Record<string, () => Promise<OsPlugin>>;
+  /** Built-in cloud plugins by id; defaults to `BUILTIN_CLOUD_PLUGINS` (src/clouds/builtin.ts). */
+  cloudBuiltins?: Record<string, () => Promise<CloudPlugin>>;
 }
 
 /**
@@ -22,6 +26,7 @@ export interface DiscoverOptions {
  */
 export async function discoverPlugins(dirs: string[], options: DiscoverOptions = {}): Promise<PluginRegistry> {
   const builtins = options.builtins ?? BUILTIN_PLUGINS;
+  const cloudBuiltins = options.cloudBuiltins ?? BUILTIN_CLOUD_PLUGINS;
   const items: RegistryItem[] = [];
   const firstDirOf = new Map<string, string>();
 
@@ -38,7 +43,7 @@ export async function discoverPlugins(dirs: string[], options: DiscoverOptions =
         continue;
       }
       firstDirOf.set(id, dir);
-      items.push(await loadPlugin(id, dir, infoPath, builtins));
+      items.push(await loadPlugin(id, dir, infoPath, builtins, cloudBuiltins));
     }
   }
   return createPluginRegistry(items);
@@ -57,7 +62,13 @@ async function listInfoFiles(dir: string): Promise<string[]> {
   return names.filter((name) => name.endsWith(INFO_SUFFIX) && !name.startsWith('.')).sort();
 }
 
-async function loadPlugin(id: string, dir: string, infoPath: string, builtins: Record<string, () => Promise<OsPlugin>>): Promise<RegistryItem> {
+async function loadPlugin(
+  id: string,
+  dir: string,
+  infoPath: string,
+  builtins: Record<string, () => Promise<OsPlugin>>,
+  cloudBuiltins: Record<string, () => Promise<CloudPlugin>>,
+): Promise<RegistryItem> {
   let text: string;
   try {
     text = await readFile(infoPath, 'utf8');
@@ -80,17 +91,33 @@ async function loadPlugin(id: string, dir: string, infoPath: string, builtins: R
   try {
     // A symlinked .info (the original's way of enabling a plugin) finds its module beside the real file.
     const moduleDir = dirname(await realpath(infoPath));
-    const loaded = await loadImplementation(id, declared, moduleDir, builtins);
+    const loaded = await loadImplementation(id, declared, moduleDir, builtins, cloudBuiltins);
     return { entry: { id, info, dir, infoPath, declared, error: null, errorCode: null, loaded: true }, loaded };
   } catch (e) {
     return { entry: brokenEntry(id, dir, infoPath, info, declared, e), loaded: null };
   }
 }
 
-async function loadImplementation(id: string, declared: PluginInfo, moduleDir: string, builtins: Record<string, () => Promise<OsPlugin>>): Promise<LoadedPlugin> {
+async function loadImplementation(
+  id: string,
+  declared: PluginInfo,
+  moduleDir: string,
+  builtins: Record<string, () => Promise<OsPlugin>>,
+  cloudBuiltins: Record<string, () => Promise<CloudPlugin>>,
+): Promise<LoadedPlugin> {
   if (declared.type === 'cloud') {
-    if (declared.module === null) throw new PluginError('builtin_unknown', `no module given, and there are no built-in cloud plugins`);
-    return { type: 'cloud', plugin: await importDefaultExport(declared.module, moduleDir) };
+    if (declared.module !== null) return { type: 'cloud', plugin: await importDefaultExport(declared.module, moduleDir) };
+    const builtin = Object.hasOwn(cloudBuiltins, id) ? cloudBuiltins[id] : undefined;
+    if (builtin === undefined) throw new PluginError('builtin_unknown', `no module given, and there is no built-in cloud plugin "${id}"`);
+    let plugin: unknown;
+    try {
+      plugin = await builtin();
+    } catch (e) {
+      throw new PluginError('module_invalid', `built-in cloud plugin "${id}": plugin factory threw: ${thrownMessage(e)}`);
+    }
+    const problem = cloudPluginProblem(plugin);
+    if (problem !== null) throw new PluginError('module_invalid', `built-in cloud plugin "${id}": ${problem}`);
+    return { type: 'cloud', plugin };
   }
   if (declared.module !== null) return { type: 'os', plugin: await loadOsModule(declared.module, moduleDir) };
   const builtin = Object.hasOwn(builtins, id) ? builtins[id] : undefined;

@@ -1,3 +1,3 @@
-export { WorkerPool, DEFAULT_CANCEL_GRACE_MS, type WorkerPoolOptions, type TaskOptions, type Sha256Options } from './worker-pool.js';
+export { WorkerPool, DEFAULT_CANCEL_GRACE_MS, type WorkerPoolOptions, type TaskOptions, type Sha256Options, type BlockScanOptions } from './worker-pool.js';
 export { PoolTaskCancelledError, PoolWorkerMissingError, PoolDestroyedError } from './errors.js';
-export type { ByteRange } from './protocol.js';
+export type { ByteRange, ScannedBlock } from './protocol.js';

@@ -30,6 +30,20 @@ export interface Sha256Task extends TaskEnvelope {
   range?: ByteRange;
 }
 
+export interface BlockScanTask extends TaskEnvelope {
+  file: string;
+  /** Bytes per block; block `i` covers `[i·blockSize, (i+1)·blockSize)`. */
+  blockSize: number;
+  /** The blocks to look at, in the order to read them. */
+  indexes: number[];
+}
+
+/** A block that holds at least one non-zero byte, and its SHA-256 (base64, as EBS wants it). */
+export interface ScannedBlock {
+  index: number;
+  sha256: string;
+}
+
 /** Exposed by the main thread on its end of the task's channel. */
 export interface HostApi {
   /** Called once by the task before it starts working; true means: stop now, you were cancelled. */

@@ -15,7 +15,7 @@ import { expose, wrap } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Piscina } from 'piscina';
 import { PoolDestroyedError, PoolTaskCancelledError, PoolWorkerMissingError } from './errors.js';
-import { CANCELLED_MESSAGE, type ByteRange, type HostApi, type Sha256Task, type TaskControlApi } from './protocol.js';
+import { CANCELLED_MESSAGE, type BlockScanTask, type ByteRange, type HostApi, type ScannedBlock, type Sha256Task, type TaskControlApi } from './protocol.js';
 
 export interface WorkerPoolOptions {
   /** Most threads at once; default `max(1, os.availableParallelism() - 1)`, leaving a core to the main thread. */
@@ -24,6 +24,8 @@ export interface WorkerPoolOptions {
   cancelGraceMs?: number;
   /** Path of the compiled sha256 task module; default `dist/workers/sha256.js` of the project (tests swap it). */
   sha256Worker?: string;
+  /** Path of the compiled block-scan task module; default `dist/workers/block-scan.js` of the project. */
+  blockScanWorker?: string;
   /** A worker thread failed outside any task (nothing else would see it); default `process.emitWarning`. */
   onWorkerError?: (error: Error) => void;
 }
@@ -47,6 +49,13 @@ export interface Sha256Options extends TaskOptions {
   range?: ByteRange;
 }
 
+export interface BlockScanOptions extends TaskOptions {
+  /** Bytes per block (EBS: 512 KiB). */
+  blockSize: number;
+  /** The blocks to read; progress counts blocks. */
+  indexes: number[];
+}
+
 export const DEFAULT_CANCEL_GRACE_MS = 2000;
 
 interface InFlight {
@@ -57,6 +66,7 @@ interface InFlight {
 export class WorkerPool {
   readonly #piscina: Piscina;
   readonly #sha256Worker: string;
+  readonly #blockScanWorker: string;
   readonly #graceMs: number;
   readonly #inFlight = new Set<InFlight>();
   #destroyed: Promise<void> | undefined;
@@ -67,6 +77,7 @@ export class WorkerPool {
     this.#graceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.#sha256Worker = options.sha256Worker ?? join(PROJECT_ROOT, 'dist', 'workers', 'sha256.js');
     if (!existsSync(this.#sha256Worker)) throw new PoolWorkerMissingError(this.#sha256Worker);
+    this.#blockScanWorker = options.blockScanWorker ?? join(PROJECT_ROOT, 'dist', 'workers', 'block-scan.js');
     this.#piscina = new Piscina({ filename: this.#sha256Worker, maxThreads, minThreads: 1, idleTimeout: 30_000 });
     const onWorkerError = options.onWorkerError ?? ((error: Error) => process.emitWarning(error));
     this.#piscina.on('error', onWorkerError);
@@ -77,6 +88,17 @@ export class WorkerPool {
     const { range, ...taskOptions } = options;
     if (range !== undefined) checkRange(range);
     return this.#run<string>(this.#sha256Worker, { file, ...(range ? { range } : {}) } satisfies Omit<Sha256Task, 'port'>, taskOptions);
+  }
+
+  /**
+   * Of the given blocks of `file`, those holding a non-zero byte, each with the base64 SHA-256 of
+   * its `blockSize` bytes (a block past the end of the file counts as padded with zeros).
+   */
+  scanBlocks(file: string, options: BlockScanOptions): Promise<ScannedBlock[]> {
+    const { blockSize, indexes, ...taskOptions } = options;
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`blockSize must be a positive integer, got ${blockSize}`);
+    if (!existsSync(this.#blockScanWorker)) return Promise.reject(new PoolWorkerMissingError(this.#blockScanWorker));
+    return this.#run<ScannedBlock[]>(this.#blockScanWorker, { file, blockSize, indexes } satisfies Omit<BlockScanTask, 'port'>, taskOptions);
   }
 
   /**

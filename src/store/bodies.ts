@@ -33,9 +33,14 @@ export class BodyStore {
     return join(this.storagePath, `${id}.body`);
   }
 
-  /** Creates the storage directory and its temp directory. */
+  /**
+   * Creates the storage directory and its temp directory, private (0700):
+   * they hold the catalog, the build logs and the bodies of every build.
+   */
   ensureDir(): void {
-    mkdirSync(this.tempDir(), { recursive: true });
+    mkdirSync(this.tempDir(), { recursive: true, mode: 0o700 });
+    chmodSync(this.storagePath, 0o700);
+    chmodSync(this.tempDir(), 0o700);
   }
 
   exists(id: string): boolean {
@@ -50,11 +55,11 @@ export class BodyStore {
     return existed;
   }
 
-  /** Makes a complete body read-only, so nothing rewrites an image that has been handed out. */
+  /** Makes a complete body read-only (and private: 0400), so nothing rewrites an image that has been handed out. */
   freeze(id: string): void {
     const path = this.pathFor(id);
     try {
-      chmodSync(path, 0o444);
+      chmodSync(path, 0o400);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('body_not_found', `no body file for image ${id}`, { cause: e });
       throw e;
@@ -65,7 +70,7 @@ export class BodyStore {
   tempPathFor(id: string, suffix: string): string {
     checkName(id, 'image id');
     checkName(suffix, 'suffix');
-    mkdirSync(this.tempDir(), { recursive: true });
+    mkdirSync(this.tempDir(), { recursive: true, mode: 0o700 });
     return join(this.tempDir(), `${TEMP_FILE_PREFIX}${id}-${suffix}`);
   }
 

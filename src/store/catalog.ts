@@ -1,9 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
-import { FINAL_STATUSES, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from './types.js';
+import { SecretBox } from './secrets.js';
+import { FINAL_STATUSES, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from '../model/index.js';
 
 /** The fields of an image that may change after it is inserted. `updated` is always set by the store. */
 export type ImagePatch = Partial<Omit<ImageRecord, 'id' | 'kind' | 'created'>>;
@@ -80,8 +81,12 @@ function fromJson(text: string, what: string): unknown {
   }
 }
 
-function encode(field: keyof ImageRecord, value: unknown): unknown {
-  if (!JSON_FIELDS.has(field) || value === null) return value;
+/** A field as stored: JSON fields as text; the template and secret parameters sealed (secrets.ts). */
+function encode(field: keyof ImageRecord, value: unknown, box: SecretBox): unknown {
+  if (value === null || value === undefined) return value;
+  if (field === 'template') return box.seal(value as string);
+  if (field === 'parameters') return toJson(box.sealParameters(value as Record<string, unknown>), field);
+  if (!JSON_FIELDS.has(field)) return value;
   return toJson(value, field);
 }
 
@@ -115,7 +120,10 @@ export class Catalog {
   private readonly updateImageTx: Database.Transaction<(id: string, patch: ImagePatch) => ImageRecord>;
   private readonly deleteImageTx: Database.Transaction<(id: string) => void>;
 
-  private constructor(private readonly db: Database.Database) {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly box: SecretBox,
+  ) {
     this.recordTransitionTx = db.transaction((t: TransitionInput, at: string, patch: ImagePatch, snapshot: unknown) => {
       if (!this.exists(t.imageId)) throw new StoreError('image_not_found', `no image ${t.imageId}`);
       const last = this.stmt('SELECT MAX(seq) AS seq FROM transitions WHERE image_id = ?').get(t.imageId)?.seq;
@@ -154,7 +162,7 @@ export class Catalog {
 
   /** Opens (creating it and its directory if needed) the catalog at `file`, and brings its schema up to date. */
   static open(file: string): Catalog {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:') createPrivately(file);
     const db = new Database(file);
     try {
       db.pragma('journal_mode = WAL');
@@ -163,7 +171,7 @@ export class Catalog {
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new Catalog(db);
+      return new Catalog(db, SecretBox.forCatalog(file));
     } catch (e) {
       db.close();
       const code = sqliteCode(e);
@@ -175,7 +183,7 @@ export class Catalog {
   }
 
   insertImage(rec: ImageRecord): void {
-    const values = FIELDS.map((f) => encode(f, rec[f]));
+    const values = FIELDS.map((f) => encode(f, rec[f], this.box));
     const sql = `INSERT INTO images (${FIELDS.map((f) => COLUMN[f]).join(', ')}) VALUES (${FIELDS.map(() => '?').join(', ')})`;
     try {
       this.stmt(sql).run(...values);
@@ -186,7 +194,7 @@ export class Catalog {
 
   getImage(id: string): ImageRecord | null {
     const row = this.stmt('SELECT * FROM images WHERE id = ?').get(id);
-    return row ? decodeImage(row) : null;
+    return row ? this.decodeImage(row) : null;
   }
 
   /** Images matching every given criterion, oldest first. */
@@ -204,7 +212,7 @@ export class Catalog {
       target: filter.targetImageId ?? null,
       statuses: filter.statuses ? JSON.stringify(filter.statuses) : null,
     });
-    return rows.map(decodeImage);
+    return rows.map((r) => this.decodeImage(r));
   }
 
   /** Changes the given fields and sets `updated` to now; returns the record as stored. */
@@ -246,7 +254,17 @@ export class Catalog {
   unfinished(): ImageRecord[] {
     return this.stmt(`SELECT * FROM images WHERE status NOT IN (SELECT value FROM json_each(?)) ${ORDER}`)
       .all(JSON.stringify(FINAL_STATUSES))
-      .map(decodeImage);
+      .map((r) => this.decodeImage(r));
+  }
+
+  /** The newest COMPLETE image of `kind` with a body whose `properties.cache_key` is `key`, or null. */
+  findCached(kind: ImageKind, key: string): ImageRecord | null {
+    const row = this.stmt(
+      `SELECT * FROM images
+       WHERE kind = ? AND status = 'COMPLETE' AND body_path IS NOT NULL AND json_extract(properties, '$.cache_key') = ?
+       ORDER BY created DESC LIMIT 1`,
+    ).get(kind, key);
+    return row ? this.decodeImage(row) : null;
   }
 
   /** The images made directly from this one: the target images of a base, the provider images of a target. */
@@ -257,7 +275,7 @@ export class Catalog {
        ${ORDER}`,
     )
       .all({ id })
-      .map(decodeImage);
+      .map((r) => this.decodeImage(r));
   }
 
   /** Removes the image row with its transitions and snapshot. Children are the caller's business. */
@@ -294,7 +312,7 @@ export class Catalog {
       }
       const field = key as keyof ImageRecord;
       sets.push(`${COLUMN[field]} = ?`);
-      values.push(encode(field, value));
+      values.push(encode(field, value, this.box));
     }
     sets.push('updated = ?');
     values.push(updated);
@@ -307,6 +325,10 @@ export class Catalog {
     if (changes === 0) throw new StoreError('image_not_found', `no image ${id}`);
   }
 
+  private decodeImage(row: Row): ImageRecord {
+    return decodeImage(row, this.box);
+  }
+
   /** Prepared once per SQL text: patches of the same shape share a statement. */
   private stmt(sql: string): Statement {
     let s = this.statements.get(sql);
@@ -316,6 +338,20 @@ export class Catalog {
     }
     return s;
   }
+}
+
+/**
+ * The catalog holds every template and its parameters: its directory is
+ * created 0700 and the file 0600 before SQLite opens it (SQLite gives its
+ * -wal and -shm files the database's own mode), and an older, wider file is
+ * narrowed.
+ */
+function createPrivately(file: string): void {
+  const dir = dirname(file);
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  closeSync(openSync(file, constants.O_RDWR | constants.O_CREAT, 0o600));
+  chmodSync(file, 0o600);
+  for (const side of [`${file}-wal`, `${file}-shm`]) if (existsSync(side)) chmodSync(side, 0o600);
 }
 
 function migrate(db: Database.Database): void {
@@ -338,11 +374,13 @@ function migrate(db: Database.Database): void {
   }
 }
 
-function decodeImage(row: Row): ImageRecord {
+function decodeImage(row: Row, box: SecretBox): ImageRecord {
   const rec: Record<string, unknown> = {};
   for (const field of FIELDS) {
     const value = row[COLUMN[field]];
     rec[field] = JSON_FIELDS.has(field) && value !== null ? fromJson(value as string, `image ${String(row.id)} ${field}`) : value;
   }
+  if (typeof rec.template === 'string') rec.template = box.open(rec.template);
+  rec.parameters = box.openParameters(rec.parameters as Record<string, unknown>);
   return rec as unknown as ImageRecord;
 }

@@ -18,7 +18,9 @@ export type StoreErrorCode =
   /** The catalog file is not a database, or a row does not decode. */
   | 'store_corrupt'
   /** The catalog was written by a newer version of this program (its schema version is unknown here). */
-  | 'store_too_new';
+  | 'store_too_new'
+  /** Another process (named in `details.pid`) uses the storage path. */
+  | 'storage_locked';
 
 export class StoreError extends Error {
   constructor(

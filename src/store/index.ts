@@ -3,4 +3,4 @@ export { Catalog, type ImageFilter, type ImagePatch, type TransitionInput } from
 export { BodyStore, TEMP_FILE_PREFIX } from './bodies.js';
 export { StoreError, isStoreError, type StoreErrorCode } from './errors.js';
 export { SCHEMA_VERSION } from './schema.js';
-export * from './types.js';
+export { lockStorage, lockHolder, type StorageLock, type LockHolder } from './lock.js';

@@ -17,7 +17,9 @@ export type TdlErrorCode =
   | 'empty_command'
   | 'invalid_position'
   | 'localhost_repository'
-  | 'invalid_disk_size';
+  | 'invalid_disk_size'
+  | 'invalid_file_name'
+  | 'file_url_forbidden';
 
 export interface TdlError {
   code: TdlErrorCode;

@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 import { TemplateInvalidError, type TdlError, type TdlErrorCode } from './errors.js';
 import {
   ARCHES,
@@ -15,7 +16,7 @@ import {
 } from './model.js';
 import { TEMPLATE_RULE } from './schema.js';
 import { checkStructure, excerpt } from './structure.js';
-import { decodeBase64, isContentUrl, isLoopbackRepository, parseBool, parseDiskSize } from './values.js';
+import { allowedFileUrlPath, decodeBase64, fileNameProblem, isContentUrl, isLoopbackRepository, parseBool, parseDiskSize } from './values.js';
 import { DEFAULT_XML_LIMITS, screenXml, tooLarge, type XmlLimits } from './xml-guard.js';
 import { parseXmlTree, type XmlElement } from './xml-tree.js';
 
@@ -23,6 +24,12 @@ export interface ParseOptions {
   limits?: Partial<XmlLimits>;
   /** The configuration's `tdl_require_root_pw`. */
   requireRootPassword?: boolean;
+  /**
+   * The configuration's `file_url_dirs`: absolute directories of the build
+   * host whose files `file:` URL contents may name. None by default, so a
+   * template cannot read a host file (`file:///etc/shadow`).
+   */
+  fileUrlDirs?: readonly string[];
 }
 
 export type ParseResult = { ok: true; template: Template } | { ok: false; errors: TdlError[] };
@@ -135,7 +142,9 @@ class TemplateReader {
       require('url');
       forbid(['iso', 'md5sum', 'sha1sum', 'sha256sum'], 'is only allowed in an install of type "iso"');
       forbid(['extras'], 'is only allowed in an install of type "iso" (extras are added to the install ISO)');
-      return { type: 'url', url: textOf(first(install, 'url')).trim() };
+      const url = textOf(first(install, 'url')).trim();
+      this.hostFileAllowed(url, first(install, 'url')!, `${path}/url`, 'the install tree');
+      return { type: 'url', url };
     }
     if (type === 'iso') {
       require('iso');
@@ -145,6 +154,8 @@ class TemplateReader {
         this.fail('duplicate_element', extra, `${path}/${extra.name}`, `only one of <md5sum>, <sha1sum> and <sha256sum> may be given; <${sums[0]!.name}> already is`);
       }
       const sum = sums[0];
+      this.hostFileAllowed(textOf(first(install, 'iso')).trim(), first(install, 'iso')!, `${path}/iso`, 'the install ISO');
+      if (sum) this.hostFileAllowed(sum.text.trim(), sum, `${path}/${sum.name}`, 'the checksum file');
       return {
         type: 'iso',
         iso: textOf(first(install, 'iso')).trim(),
@@ -156,11 +167,34 @@ class TemplateReader {
     return { type: 'url', url: '' };
   }
 
+  /**
+   * A file: URL names a file of the build host: allowed only under the
+   * configuration's file_url_dirs, so that a template cannot read (or hand
+   * its guest) any other host file. Other schemes pass; they are checked
+   * where they are fetched.
+   */
+  private hostFileAllowed(url: string, el: XmlElement, path: string, what: string): boolean {
+    if (!/^file:/i.test(url) || allowedFileUrlPath(url, this.options.fileUrlDirs ?? [])) return true;
+    const dirs = this.options.fileUrlDirs ?? [];
+    this.fail(
+      'file_url_forbidden',
+      el,
+      path,
+      `${what} "${excerpt(url, 80)}" is a file of the build host; ${dirs.length ? `file: URLs may only name files under ${dirs.join(', ')} (file_url_dirs)` : 'file: URLs are refused unless the configuration\'s file_url_dirs allows a directory'}`,
+    );
+    return false;
+  }
+
   private readExtras(extras: XmlElement | undefined): IsoExtra[] {
     if (!extras) return [];
     if (!extras.children.length) {
       this.fail('missing_element', extras, '/template/os/install/extras', 'expected at least one <directory> or <file>');
     }
+    extras.children.forEach((c, i) => {
+      const source = c.attrs.get('source') ?? '';
+      // Extras are copied from the build host onto the install ISO: the same rule as file: URLs.
+      if (source) this.hostFileAllowed(/^[a-z][a-z0-9+.-]*:/i.test(source) ? source : pathToFileURL(source).href, c, `/template/os/install/extras/${c.name}[${i + 1}]`, 'the extra');
+    });
     return extras.children
       .filter((c) => c.name === 'file' || c.name === 'directory')
       .map((c) => ({ kind: c.name as 'file' | 'directory', source: c.attrs.get('source') ?? '', destination: c.attrs.get('destination') ?? '' }));
@@ -201,8 +235,12 @@ class TemplateReader {
   private readFiles(files: XmlElement | undefined): TemplateFile[] {
     const byName = new Map<string, TemplateFile>();
     all(files, 'file').forEach((f, i) => {
+      const path = `/template/files/file[${i + 1}]`;
       const name = f.attrs.get('name') ?? '';
-      const content = this.readContent(f, `/template/files/file[${i + 1}]`, { emptyAllowed: true });
+      // A missing name is reported by the structure check already.
+      const problem = f.attrs.has('name') ? fileNameProblem(name) : null;
+      if (problem) this.fail('invalid_file_name', f, path, `file name ${JSON.stringify(excerpt(name, 80))} ${problem}`);
+      const content = this.readContent(f, path, { emptyAllowed: true });
       if (content) byName.set(name, { name, content });
     });
     return [...byName.values()];
@@ -262,6 +300,7 @@ class TemplateReader {
           this.fail('invalid_value', el, path, `${kind} content of type "url" must be a file://, http:// or https:// URL; got "${excerpt(body)}"`);
           return null;
         }
+        if (!this.hostFileAllowed(body, el, path, `${kind} content`)) return null;
         return { type: 'url', url: body };
       default:
         this.fail('invalid_value', el, path, `type must be "raw", "base64" or "url", got "${excerpt(type)}"`);

@@ -64,3 +64,63 @@ export function isLoopbackRepository(s: string): boolean {
     return false;
   }
 }
+
+/** Linux's PATH_MAX and NAME_MAX, in bytes. */
+const PATH_MAX = 4095;
+const NAME_MAX = 255;
+
+/**
+ * Why a `<file name>` cannot be written safely, or null when it can. A name
+ * must be an absolute, normalized path of a file: the name is resolved in
+ * the image's root, and `..`, `.` and control characters are how a name
+ * walks out of it or fools a shell or a log reader.
+ */
+export function fileNameProblem(name: string): string | null {
+  if (name === '') return 'is empty';
+  const control = /[\u0000-\u001f\u007f]/.exec(name);
+  if (control) {
+    const c = control[0].charCodeAt(0);
+    return c === 0 ? 'contains a NUL character' : `contains the control character U+${c.toString(16).toUpperCase().padStart(4, '0')}`;
+  }
+  if (!name.startsWith('/')) return 'must be an absolute path (starting with "/")';
+  if (name.endsWith('/')) return 'names a directory (ends with "/"); it must name a file';
+  const parts = name.split('/').filter((p) => p !== '');
+  if (parts.includes('..')) return 'has a ".." component';
+  if (parts.includes('.')) return 'has a "." component';
+  if (Buffer.byteLength(name) > PATH_MAX) return `is longer than ${PATH_MAX} bytes`;
+  const long = parts.find((p) => Buffer.byteLength(p) > NAME_MAX);
+  if (long) return `has a component longer than ${NAME_MAX} bytes`;
+  return null;
+}
+
+/**
+ * The host path of a `file:` URL if it lies inside one of `allowedDirs`
+ * (absolute directories), else null. Only `file:///path` and
+ * `file://localhost/path` name a local file; `%2e%2e` segments are resolved by
+ * the URL parser before the path is compared, and an encoded `/` or NUL is
+ * refused.
+ */
+export function allowedFileUrlPath(url: string, allowedDirs: readonly string[]): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'file:' || (u.host !== '' && u.host !== 'localhost') || u.search || u.hash) return null;
+  let path: string;
+  try {
+    path = decodeURIComponent(u.pathname);
+  } catch {
+    return null;
+  }
+  if (/%2f/i.test(u.pathname) || path.includes('\0') || fileNameProblem(path) !== null) return null;
+  return allowedDirs.some((dir) => isInside(path, dir)) ? path : null;
+}
+
+/** Whether the normalized absolute `path` is `dir` itself or below it (lexically; the fetcher checks the real path again). */
+export function isInside(path: string, dir: string): boolean {
+  if (!dir.startsWith('/')) return false;
+  const d = dir.replace(/\/+$/, '');
+  return d === '' || path.startsWith(`${d}/`);
+}

@@ -124,7 +124,10 @@ describe('engine errors map to their status', () => {
     ['queue_full', 503],
     ['shutting_down', 503],
     ['bad_request', 400],
+    ['bad_parameter', 400],
     ['image_not_found', 404],
+    ['not_supported', 501],
+    ['target_content_invalid', 500],
   ] as const)('%s → %i', async (code, status) => {
     h.engine.failOn('listImages', () => new EngineError(code, `engine says ${code}`, { why: code }));
     const r = await getJson(`${h.base}/base_images`);

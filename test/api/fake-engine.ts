@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { newImageRecord } from '../../src/store/types.js';
+import { newImageRecord } from '../../src/model/index.js';
 import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineError } from '../../src/engine/errors.js';
-import type { BaseImageRequest, EngineApi, EngineEvent, MachineView, ProviderImageRequest, TargetImageRequest } from '../../src/engine/types.js';
-import { FINAL_STATUSES, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from '../../src/store/types.js';
+import type { BaseImageRequest, EngineApi, EngineEvent, MachineView, ProviderImageRequest, SubmitOptions, TargetImageRequest } from '../../src/engine/types.js';
+import { FINAL_STATUSES, type ImageKind, type ImageRecord, type ImageStatus, type TransitionRecord } from '../../src/model/index.js';
 
 type Method = Exclude<keyof EngineApi, 'version'>;
 
@@ -103,15 +103,20 @@ export class FakeEngine implements EngineApi {
 
   // ---- EngineApi ------------------------------------------------------------
 
-  submitBaseImage(req: BaseImageRequest): ImageRecord {
-    this.enter('submitBaseImage', req);
-    this.checkTemplate(req.template);
+  submitBaseImage(req: BaseImageRequest, opts: SubmitOptions = {}): ImageRecord {
+    this.enter('submitBaseImage', req, opts);
+    const failed = this.failedAtOnce('BaseImage', req.template, opts, { parameters: req.parameters ?? {} });
+    if (failed) return failed;
     const image = this.addImage('BaseImage', { template: req.template, parameters: req.parameters ?? {} });
     return this.transition(image.id, 'queued', { status: 'NEW', event: 'SUBMIT' });
   }
 
-  submitTargetImage(req: TargetImageRequest): ImageRecord {
-    this.enter('submitTargetImage', req);
+  submitTargetImage(req: TargetImageRequest, opts: SubmitOptions = {}): ImageRecord {
+    this.enter('submitTargetImage', req, opts);
+    if (req.template !== undefined) {
+      const failed = this.failedAtOnce('TargetImage', req.template, opts, { target: req.target, parameters: req.parameters ?? {} });
+      if (failed) return failed;
+    }
     let baseImageId = req.baseImageId;
     if (baseImageId !== undefined) {
       const base = this.images.get(baseImageId);
@@ -125,8 +130,12 @@ export class FakeEngine implements EngineApi {
     return this.transition(image.id, 'waiting_for_base', { event: 'SUBMIT' });
   }
 
-  submitProviderImage(req: ProviderImageRequest): ImageRecord {
-    this.enter('submitProviderImage', req);
+  submitProviderImage(req: ProviderImageRequest, opts: SubmitOptions = {}): ImageRecord {
+    this.enter('submitProviderImage', req, opts);
+    if (req.template !== undefined) {
+      const failed = this.failedAtOnce('ProviderImage', req.template, opts, { target: req.target, provider: req.provider, parameters: req.parameters ?? {} });
+      if (failed) return failed;
+    }
     let targetImageId = req.targetImageId;
     if (targetImageId !== undefined) {
       const target = this.images.get(targetImageId);
@@ -196,6 +205,10 @@ export class FakeEngine implements EngineApi {
     this.publish({ type: 'deleted', image: { ...image, status: 'DELETED', phase: 'deleted' } });
   }
 
+  note(id: string, line: string): void {
+    this.enter('note', id, line);
+  }
+
   logPath(id: string): string | null {
     this.enter('logPath', id);
     this.mustGet(id);
@@ -240,6 +253,19 @@ export class FakeEngine implements EngineApi {
 
   private publish(event: EngineEvent): void {
     for (const l of [...this.listeners]) l(event);
+  }
+
+  /** As the engine: a template that does not validate is refused, or with `invalidTemplate: 'fail'` gives an image FAILED at once. */
+  private failedAtOnce(kind: ImageKind, template: string, opts: SubmitOptions, fields: Partial<ImageRecord>): ImageRecord | null {
+    try {
+      this.checkTemplate(template);
+      return null;
+    } catch (e) {
+      if (opts.invalidTemplate !== 'fail') throw e;
+      const { code, message, details } = e as EngineError;
+      const image = this.addImage(kind, { ...fields, template, status: 'FAILED', error: { code, message, details: details as Record<string, unknown> } });
+      return this.transition(image.id, 'failed', { event: 'template_invalid' });
+    }
   }
 
   private checkTemplate(template: string): void {

@@ -253,10 +253,30 @@ describe('POST: building images', () => {
     expect(r.body.error.code).toBe('bad_request');
   });
 
-  it('maps the engine’s template_invalid to 400 with its message and details', async () => {
-    const r = await postJson(`${h.base}/base_images`, { base_image: { template: '<nottemplate/>' } });
+  it('answers an invalid template as the original did: 202 with the image, FAILED at once with the precise error', async () => {
+    const r = await postJson(`${h.base}/base_images`, { base_image: { template: '<nottemplate/>', parameters: { a: 1 } } });
+    expect(r.status).toBe(202);
+    expect(r.headers.get('preference-applied')).toBeNull();
+    expect(r.body.base_image).toMatchObject({
+      _type: 'BaseImage',
+      status: 'FAILED',
+      template: '<nottemplate/>',
+      parameters: { a: 1 },
+      status_detail: { error: 'line 1, col 1: the document is not a <template>', error_code: 'template_invalid', error_details: { line: 1, column: 1 } },
+    });
+    expect(h.engine.calls.find((c) => c.method === 'submitBaseImage')!.args[1]).toEqual({ invalidTemplate: 'fail' });
+    const t = await postForm(`${h.base}/target_images`, { target: 'ec2', template: 'not a template' });
+    expect([t.status, t.body.target_image.status, t.body.target_image.target]).toEqual([202, 'FAILED', 'ec2']);
+  });
+
+  it.each(['handling=strict', 'respond-async, handling=strict', 'wait=10; x, HANDLING = "strict"'])('answers an invalid template 400 at once to a client that asks for it (Prefer: %s)', async (prefer) => {
+    const r = await postJson(`${h.base}/base_images`, { base_image: { template: '<nottemplate/>' } }, { headers: { 'content-type': 'application/json', prefer } });
     expect(r.status).toBe(400);
     expect(r.body.error).toEqual({ code: 'template_invalid', message: 'line 1, col 1: the document is not a <template>', details: { line: 1, column: 1 } });
+    expect(h.engine.images.size).toBe(0);
+    const ok = await postJson(`${h.base}/base_images`, { base_image: { template: TEMPLATE } }, { headers: { 'content-type': 'application/json', prefer } });
+    expect(ok.status).toBe(202);
+    expect(ok.headers.get('preference-applied')).toBe('handling=strict');
   });
 });
 
@@ -266,7 +286,7 @@ describe('GET detail', () => {
     const r = await getJson(`${h.base}/base_images/${base.id}`);
     expect(r.status).toBe(200);
     const image = r.body.base_image;
-    expect(Object.keys(image).sort()).toEqual([...COMMON_KEYS].sort());
+    expect(Object.keys(image).sort()).toEqual([...COMMON_KEYS, 'target_images'].sort());
     expect(image).toMatchObject({
       _type: 'BaseImage',
       id: base.id,
@@ -284,13 +304,19 @@ describe('GET detail', () => {
     });
   });
 
-  it('shows the relations of target and provider images', async () => {
+  it('shows the relations of target and provider images, and embeds the children as the original did', async () => {
     const { base, target, provider } = family();
+    const summary = (i: { kind: string; id: string; status: string; percentComplete: number }, collection: string) => ({ _type: i.kind, id: i.id, href: `${h.base}/${collection}/${i.id}`, status: i.status, percent_complete: i.percentComplete });
+    const b = (await getJson(`${h.base}/base_images/${base.id}`)).body.base_image;
+    expect(b.target_images).toEqual({ target_images: [{ target_image: summary(target, 'target_images') }] });
     const t = (await getJson(`${h.base}/target_images/${target.id}`)).body.target_image;
-    expect(Object.keys(t).sort()).toEqual([...COMMON_KEYS, 'base_image_id', 'target'].sort());
+    expect(Object.keys(t).sort()).toEqual([...COMMON_KEYS, 'base_image_id', 'target', 'base_image', 'provider_images'].sort());
     expect(t).toMatchObject({ _type: 'TargetImage', base_image_id: base.id, target: 'ec2', phase: 'converting', percent_complete: 40 });
+    expect(t.base_image).toEqual(summary(base, 'base_images'));
+    expect(t.provider_images).toEqual({ provider_images: [{ provider_image: summary(provider, 'provider_images') }] });
     const p = (await getJson(`${h.base}/provider_images/${provider.id}`)).body.provider_image;
-    expect(Object.keys(p).sort()).toEqual([...COMMON_KEYS, 'target_image_id', 'target', 'provider', 'identifier_on_provider', 'provider_account_identifier'].sort());
+    expect(Object.keys(p).sort()).toEqual([...COMMON_KEYS, 'target_image_id', 'target', 'provider', 'identifier_on_provider', 'provider_account_identifier', 'target_image'].sort());
+    expect(p.target_image).toEqual(summary(target, 'target_images'));
     expect(p).toMatchObject({
       _type: 'ProviderImage',
       target_image_id: target.id,

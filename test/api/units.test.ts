@@ -85,3 +85,36 @@ describe('redactParameters', () => {
     expect(redactUrlPassword('not a url: a:b@c')).toBe('not a url: a:b@c');
   });
 });
+
+describe('secrets in what REST shows', () => {
+  it('masks rootpw as an XML reader sees it: a closing tag inside a comment or CDATA does not end it', () => {
+    expect(maskRootpw('<os><rootpw>a<!--</rootpw>-->TAIL</rootpw><name>n</name></os>')).toBe('<os><rootpw>********</rootpw><name>n</name></os>');
+    expect(maskRootpw('<rootpw x=">"><![CDATA[</rootpw>]]>TAIL</rootpw>')).toBe('<rootpw x=">">********</rootpw>');
+    expect(maskRootpw('<os><key>ABCD-EFGH</key></os>')).toBe('<os><key>********</key></os>');
+  });
+
+  it('masks everything from where the text stops being readable XML', () => {
+    expect(maskRootpw('<os><name>x</name><!-- unclosed <rootpw>pw</rootpw>')).toBe('<os><name>x</name>********');
+    expect(maskRootpw('<os><rootpw>pw</root></os>')).toBe('<os><rootpw>********');
+    expect(maskRootpw('<!DOCTYPE x><rootpw>pw</rootpw>')).toBe('********');
+  });
+
+  it('masks URL passwords inside the template: repositories, contents, attributes', () => {
+    const xml = '<repositories><repository name="r"><url>deb http://bob:hunter2@repo.example.com/debian bookworm main</url></repository></repositories><file name="/x" type="url">https://u:p%40ss@files.example.com/x</file>';
+    const shown = maskRootpw(xml);
+    expect(shown).not.toContain('hunter2');
+    expect(shown).not.toContain('p%40ss');
+    expect(shown).toContain('deb http://bob:********@repo.example.com/debian bookworm main');
+  });
+
+  it('masks install_script and the parameters a request declares secret, at any depth', () => {
+    expect(redactParameters({ install_script: 'd-i passwd/root-password password x', secret_parameters: ['license'], license: 'L-123', nested: { license: 'L-456' }, memory: 1 })).toEqual({
+      install_script: '********',
+      secret_parameters: ['license'],
+      license: '********',
+      nested: { license: '********' },
+      memory: 1,
+    });
+    expect(redactUrlPassword('http://u:p@ss@host/x and deb https://a:b@c/d')).toBe('http://u:********@host/x and deb https://a:********@c/d');
+  });
+});

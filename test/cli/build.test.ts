@@ -64,25 +64,36 @@ describe('imagefactory base_image, target_image and provider_image against a liv
     expect(r.err).toContain(`imagefactory: image ${id} FAILED: command "break-things" exited with 3: boom`);
   });
 
-  it('target_image --id builds from a base image; without a cloud plugin it ends FAILED and exits 1', async () => {
+  it('target_image --id builds from a base image and exits 0; a target no cloud plugin serves ends FAILED and exits 1', async () => {
     const daemon = await liveDaemon();
     const tdl = scratch().file('ok.tdl', template('ok'));
     const base = (await cli(['base_image', tdl, '--url', daemon.url])).out.trim();
-    const r = await cli(['target_image', 'ec2', '--id', base, '--url', daemon.url]);
-    expect(r.code).toBe(1);
+    const r = await cli(['target_image', 'qcow2', '--id', base, '--url', daemon.url]);
+    expect(r.code, r.err).toBe(0);
     const target = (await getJson(`${daemon.url}/imagefactory/target_images/${r.out.trim()}`)).target_image;
-    expect(target).toMatchObject({ base_image_id: base, target: 'ec2', status: 'FAILED' });
-    expect(r.err).toContain(`image ${target.id} FAILED: no cloud plugin handles the target "ec2"`);
+    expect(target).toMatchObject({ base_image_id: base, target: 'qcow2', status: 'COMPLETE', properties: { format: 'qcow2', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    const none = await cli(['target_image', 'rackspace', '--id', base, '--url', daemon.url]);
+    expect(none.code).toBe(1);
+    expect(none.err).toContain(`image ${none.out.trim()} FAILED: no cloud plugin handles the target "rackspace"`);
   });
 
   it('target_image --template builds the base image first', async () => {
     const daemon = await liveDaemon();
     const tdl = scratch().file('ok.tdl', template('ok'));
-    const r = await cli(['target_image', 'ec2', '--template', tdl, '--output', 'json', '--url', daemon.url]);
-    expect(r.code).toBe(1);
+    const r = await cli(['target_image', 'vmdk', '--template', tdl, '--output', 'json', '--url', daemon.url]);
+    expect(r.code, r.err).toBe(0);
     const target = JSON.parse(r.out);
-    expect(target).toMatchObject({ _type: 'TargetImage', target: 'ec2', status: 'FAILED' });
+    expect(target).toMatchObject({ _type: 'TargetImage', target: 'vmdk', status: 'COMPLETE' });
     expect((await getJson(`${daemon.url}/imagefactory/base_images/${target.base_image_id}`)).base_image.status).toBe('COMPLETE');
+  });
+
+  it('target_image with a template that does not validate is refused at once (the client asks for strict handling): exit 1, nothing created', async () => {
+    const daemon = await liveDaemon();
+    const tdl = scratch().file('bad.tdl', '<template><name>x</name></template>');
+    const r = await cli(['target_image', 'qcow2', '--template', tdl, '--url', daemon.url]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('missing required element <os>');
+    expect((await getJson(`${daemon.url}/imagefactory/target_images`)).target_images).toEqual([]);
   });
 
   it('provider_image sends @name as a provider name, a provider file as its content, and the credentials file without ever printing it', async () => {

@@ -26,7 +26,7 @@ describe('imagefactory images, delete, cancel, watch and plugins against a live 
     const daemon = await liveDaemon();
     const ok = await built(daemon.url, 'ok');
     const failed = await built(daemon.url, 'fail-customize');
-    const target = (await cli(['target_image', 'ec2', '--id', ok, '--url', daemon.url])).out.trim();
+    const target = (await cli(['target_image', 'qcow2', '--id', ok, '--url', daemon.url])).out.trim();
     const r = await cli(['images', '--url', daemon.url]);
     expect(r.code, r.err).toBe(0);
     const [header, ...rows] = r.out.trim().split('\n').map((l) => l.split(/\s{2,}/));
@@ -34,7 +34,7 @@ describe('imagefactory images, delete, cancel, watch and plugins against a live 
     expect(rows).toEqual([
       [ok, 'BaseImage', 'COMPLETE', 'complete', '100%'],
       [failed, 'BaseImage', 'FAILED', 'failed', '60%'],
-      [target, 'TargetImage', 'FAILED', 'failed', '0%'],
+      [target, 'TargetImage', 'COMPLETE', 'complete', '100%'],
     ]);
   });
 
@@ -59,7 +59,7 @@ describe('imagefactory images, delete, cancel, watch and plugins against a live 
   it('delete ID finds the image’s collection and deletes it; a base image with children needs --cascade', async () => {
     const daemon = await liveDaemon();
     const base = await built(daemon.url, 'ok');
-    const target = (await cli(['target_image', 'ec2', '--id', base, '--url', daemon.url])).out.trim();
+    const target = (await cli(['target_image', 'qcow2', '--id', base, '--url', daemon.url])).out.trim();
     const refused = await cli(['delete', base, '--url', daemon.url]);
     expect(refused.code).toBe(1);
     expect(refused.err).toContain('conflict:');

@@ -1,16 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI, liveDaemon, requireFreshBuild, scratch, template } from './helpers.js';
+import { itWithTools, tool } from '../tools.js';
 
 beforeAll(requireFreshBuild);
 
 /** util-linux `script` runs a command on a pseudo-terminal; `-e` passes its exit code on. */
-const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 describe('imagefactory on a terminal', () => {
-  it.skipIf(!hasScript)('draws progress as one line redrawn with carriage returns, then prints the id and exits 0', async () => {
+  itWithTools([tool('script')], 'draws progress as one line redrawn with carriage returns, then prints the id and exits 0', async () => {
     const daemon = await liveDaemon();
     const tdl = scratch().file('ok.tdl', template('ok'));
     const command = [process.execPath, CLI, 'base_image', tdl, '--url', daemon.url].map(quote).join(' ');

@@ -5,10 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, onCleanup, requireFreshBuild, scratch } from './helpers.js';
+import { itWithTools, tool } from '../tools.js';
 
 beforeAll(requireFreshBuild);
-
-const hasOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
 
 /** An https server with a fresh self-signed certificate for 127.0.0.1 that answers the plugin list. */
 async function selfSignedServer() {
@@ -31,7 +30,7 @@ async function selfSignedServer() {
 }
 
 describe('imagefactory over https', () => {
-  it.skipIf(!hasOpenssl)('refuses an untrusted certificate with exit 3 and a hint, and accepts it with --ca or --insecure', async () => {
+  itWithTools([tool('openssl', ['version'])], 'refuses an untrusted certificate with exit 3 and a hint, and accepts it with --ca or --insecure', async () => {
     const { url, cert } = await selfSignedServer();
     const untrusted = await cli(['plugins', '--url', url]);
     expect(untrusted.code).toBe(3);

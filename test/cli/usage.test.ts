@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/version.js';
+import { PROJECT_ROOT, VERSION } from '../../src/version.js';
 import { cli, requireFreshBuild, scratch, template } from './helpers.js';
 
 beforeAll(requireFreshBuild);
@@ -33,7 +34,10 @@ describe('imagefactory usage errors, an unreachable daemon, and offline validate
     ['--parameter on a command that builds nothing', ['images', '--parameter', 'a', 'b'], /only apply to build, base_image/],
     ['a bad --output', ['images', '--output', 'yaml'], /--output must be log or json/],
     ['a URL that is not http(s)', ['images', '--url', 'ftp://host/'], /only http:\/\/ and https:\/\//],
-    ['an OAuth key (signing is not available yet)', ['images', '--key', 'k', '--secret', 's'], /OAuth signing .* not available in this version yet/],
+    ['an OAuth key without its secret', ['images', '--key', 'k'], /the OAuth key k was given without its secret/],
+    ['an OAuth secret without its key', ['images', '--secret', 's'], /an OAuth secret was given without its key/],
+    ['an unknown signature method', ['images', '--signature-method', 'PLAINTEXT'], /--signature-method must be one of HMAC-SHA1, HMAC-SHA256/],
+    ['a client configuration that cannot be read', ['images', '--config', '/nonexistent/client.json'], /client configuration \/nonexistent\/client\.json: cannot read it: no such file/],
     ['a JSON query that is not an object', ['images', '"COMPLETE"'], /QUERY must be a JSON object/],
   ])('%s is a usage error: exit 2 and a message on stderr, nothing sent', async (_what, args, message) => {
     const r = await cli(args.includes('--url') ? args : [...args, '--url', DEAD_URL]);
@@ -63,7 +67,7 @@ describe('imagefactory usage errors, an unreachable daemon, and offline validate
     expect(help.code).toBe(0);
     for (const c of ['base_image', 'target_image', 'provider_image', 'images', 'delete', 'cancel', 'watch', 'plugins', 'validate']) expect(help.out).toContain(c);
     const base = await cli(['base_image', '--help']);
-    for (const o of ['--parameters', '--parameter', '--file-parameter', '--wait', '--url', '--output', '--key', '--secret', '--ca', '--insecure']) expect(base.out).toContain(o);
+    for (const o of ['--parameters', '--parameter', '--file-parameter', '--wait', '--url', '--output', '--key', '--secret', '--signature-method', '--config', '--ca', '--insecure']) expect(base.out).toContain(o);
   });
 
   it('validate still works offline: 0 for a valid template, 1 for an invalid one, 2 without a file', async () => {
@@ -83,5 +87,27 @@ describe('imagefactory usage errors, an unreachable daemon, and offline validate
   it('puts the command first when options come before it', () => {
     const r = spawnSync(process.execPath, [join(PROJECT_ROOT, 'dist', 'src', 'cli', 'imagefactory.js'), '--insecure', '--url', DEAD_URL, 'images'], { encoding: 'utf8' });
     expect(r.status).toBe(3);
+  });
+});
+
+describe('the commands npm installs', () => {
+  // tsc writes new files 0644 and keeps the mode of files it overwrites, so a
+  // developer's old dist/ can hide what a fresh clone gets: `npx imagefactory`
+  // then fails with "Permission denied". The build sets the mode itself.
+  it('every bin of package.json is an executable node script after the build', () => {
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    expect(Object.keys(pkg.bin).sort()).toEqual(['imagefactory', 'imagefactoryd']);
+    for (const [name, file] of Object.entries(pkg.bin)) {
+      const path = join(PROJECT_ROOT, file);
+      expect(statSync(path).mode & 0o111, `${name} (${file}) is not executable`).toBe(0o111);
+      expect(readFileSync(path, 'utf8').split('\n')[0], name).toBe('#!/usr/bin/env node');
+    }
+  });
+
+  it('npx imagefactory runs the built command from the project root, as the README does', () => {
+    const r = spawnSync('npx', ['--no-install', 'imagefactory', '--version'], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(`imagefactory, ${VERSION}`);
   });
 });

@@ -56,6 +56,10 @@ describe('daemon options', () => {
       '127.0.0.1',
       '--ssl_pem',
       '/etc/pki/daemon.pem',
+      '--pid_file',
+      '/run/if.pid',
+      '--log_file',
+      '/var/log/if.log',
     );
     expect(r.flags).toEqual({
       verbose: true,
@@ -70,6 +74,8 @@ describe('daemon options', () => {
       port: 9000,
       address: '127.0.0.1',
       ssl_pem: '/etc/pki/daemon.pem',
+      pid_file: '/run/if.pid',
+      log_file: '/var/log/if.log',
     });
   });
 
@@ -138,7 +144,9 @@ describe('daemon options', () => {
       ['--ec2-64bit-util', 't2.micro'],
       ['--foreground', 'false'],
       ['--port', '8075'],
-      ['--address', '0.0.0.0'],
+      ['--address', '127.0.0.1'],
+      ['--pid_file', undefined],
+      ['--log_file', undefined],
       ['--no_ssl', 'false'],
       ['--ssl_pem', undefined],
       ['--no_oauth', 'false'],
@@ -149,6 +157,7 @@ describe('daemon options', () => {
       if (shown !== undefined) expect(line, flag).toContain(`(default ${shown})`);
     }
     expect(help).toContain('transient self-signed certificate');
-    expect(DAEMON_OPTIONS).toHaveLength(17);
+    // The original's 15 options, --inspect, --print-config, and the pid and log files of daemon mode.
+    expect(DAEMON_OPTIONS).toHaveLength(19);
   });
 });

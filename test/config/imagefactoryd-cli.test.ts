@@ -1,7 +1,8 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { confFile, SECRETS } from './helpers.js';
+import { confFile, SECRETS, tempDir } from './helpers.js';
 
 /** The compiled daemon; `npm run build` (also run by `npm install` and `npm test`) must have run. */
 const BIN = 'dist/src/cli/imagefactoryd.js';
@@ -40,7 +41,7 @@ describe('the imagefactoryd program', () => {
     expect(options).toHaveLength(17);
     const lines = help.split('\n').map((l) => l.trim());
     for (const o of [...options, '--print-config']) expect(lines.some((l) => l.startsWith(`${o} `)), o).toBe(true);
-    for (const d of ['(default /etc/imagefactory/imagefactory.conf)', '(default 8075)', '(default 0.0.0.0)', '(default 3600)', '(default m1.small)', '(default t2.micro)']) {
+    for (const d of ['(default /etc/imagefactory/imagefactory.conf)', '(default 8075)', '(default 127.0.0.1)', '(default 3600)', '(default m1.small)', '(default t2.micro)']) {
       expect(help).toContain(d);
     }
     expect(lines.find((l) => l.startsWith('--no_ssl '))).toContain('(default false)');
@@ -93,15 +94,35 @@ describe('the imagefactoryd program', () => {
     expect(r.err).toContain('unknown key "colour" ignored');
   });
 
-  it('refuses to serve plain HTTP unless --no_ssl is given, exiting 2', () => {
-    const r = daemon('--config', confFile({}), '--no_oauth', '--port', '0');
-    expect(r.code).toBe(2);
-    expect(r.err).toContain('imagefactoryd: HTTPS is not available in this version yet; start with --no_ssl');
+  it('serves HTTPS with OAuth when started with no TLS or OAuth option, and stops on SIGTERM with exit 0', async () => {
+    const dir = tempDir();
+    const config = confFile({ image_manager_args: { storage_path: join(dir, 'storage') }, imgdir: join(dir, 'images'), tmpdir: dir, media_cache: join(dir, 'media'), clients: { app: SECRETS[0] } });
+    const child = spawn('node', [BIN, '--foreground', '--port', '0', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const end = Date.now() + 15_000;
+      while (!/listening on https:\/\/127\.0\.0\.1:\d+/.test(out) && Date.now() < end && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      expect(out, err).toMatch(/^imagefactoryd \S+ listening on https:\/\/127\.0\.0\.1:\d+\n$/);
+      expect(err).toContain('two-legged OAuth 1.0a required; 1 consumer key(s) configured');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(out + err).not.toContain(SECRETS[0]);
   });
 
-  it('refuses to serve without authentication unless --no_oauth is given, exiting 2', () => {
-    const r = daemon('--config', confFile({}), '--no_ssl', '--port', '0');
+  it('replaces a pid file that names no daemon, and removes it again when the start fails', () => {
+    const dir = tempDir();
+    const pidFile = join(dir, 'd.pid');
+    writeFileSync(pidFile, `${process.pid}\n`);
+    // This test process is no imagefactoryd: a pid file naming it is stale and replaced; naming a live daemon it is refused.
+    const r = daemon('--config', confFile({ image_manager_args: { storage_path: join(dir, 's') } }), '--foreground', '--pid_file', pidFile, '--ssl_pem', join(dir, 'absent.pem'));
     expect(r.code).toBe(2);
-    expect(r.err).toContain('imagefactoryd: OAuth is not available in this version yet; start with --no_oauth');
+    expect(r.err).toContain('cannot read the TLS PEM file');
+    expect(existsSync(pidFile)).toBe(false);
   });
 });

@@ -20,9 +20,15 @@ describe('loading the configuration', () => {
       tmpdir: '/tmp',
       timeout: 3600,
       plugins: '/etc/imagefactory/plugins.d',
+      target_content: '/etc/imagefactory/target_content.xml',
       port: 8075,
-      address: '0.0.0.0',
+      address: '127.0.0.1',
+      metrics_port: null,
       foreground: false,
+      pid_file: null,
+      log_file: null,
+      shutdown: 'checkpoint',
+      shutdown_timeout: 60,
       'ec2-32bit-util': 'm1.small',
       'ec2-64bit-util': 't2.micro',
       ec2_ami_type: 'ebs',
@@ -31,6 +37,9 @@ describe('loading the configuration', () => {
       clients: {},
       max_concurrent_local_sessions: 2,
       max_concurrent_ec2_sessions: 4,
+      push_parallel_requests: 8,
+      push_request_timeout: 60,
+      push_timeout: 10800,
       image_manager: 'file',
       image_manager_args: { storage_path: '/var/lib/imagefactory/storage' },
       tdl_require_root_pw: false,
@@ -44,9 +53,15 @@ describe('loading the configuration', () => {
       install_stall_seconds: 300,
       package_cache: '/var/cache/imagefactory/packages',
       package_cache_max_mb: 2048,
+      tree_cache: '/var/cache/imagefactory/trees',
+      tree_cache_max_mb: 8192,
       media_cache: '/var/cache/imagefactory/media',
       media_cache_max_mb: 8192,
       installer_media_dir: null,
+      file_url_dirs: [],
+      content_fetch_max_mb: 64,
+      content_fetch_timeout_seconds: 60,
+      content_fetch_max_redirects: 5,
     });
   });
 
@@ -145,7 +160,7 @@ describe('loading the configuration', () => {
   it('knows every key of the original by its exact spelling', () => {
     expect(CONFIG_KEYS).toContain('ec2-32bit-util');
     expect(CONFIG_KEYS).toContain('no_ssl');
-    expect(CONFIG_KEYS).toHaveLength(36);
+    expect(CONFIG_KEYS).toHaveLength(51);
   });
 });
 

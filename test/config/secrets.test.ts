@@ -100,9 +100,11 @@ describe('secrets', () => {
       expect(r.err).toMatch(/^imagefactoryd: /);
       expectNoSecret(r.all);
     }
-    const ok = await cli('--config', confFile({ clients: { app: consumerSecret }, extra_password: password }), '--no_ssl');
+    // A configuration that loads (with a warning) and a start that fails on its TLS file: nothing secret on the way.
+    const ok = await cli('--config', confFile({ clients: { app: consumerSecret }, extra_password: password }), '--foreground', '--ssl_pem', '/nonexistent/daemon.pem');
     expect(ok.code).toBe(2);
     expect(ok.err).toContain('imagefactoryd: warning: ');
+    expect(ok.err).toContain('imagefactoryd: cannot read the TLS PEM file /nonexistent/daemon.pem (--ssl_pem): it does not exist');
     expectNoSecret(ok.all);
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Catalog } from '../../src/store/index.js';
 import { processesOfBuild } from '../../src/engine/reaper.js';
-import { daemonHome, getImage, postBase, readEvents, startDaemon, template, waitPhase, waitStatus, type Daemon } from './helpers.js';
+import { daemonHome, getImage, postBase, readEvents, startDaemon, STRICT, template, waitPhase, waitStatus, type Daemon } from './helpers.js';
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -45,10 +45,16 @@ describe('imagefactoryd over REST (a real daemon on loopback)', () => {
 
   it('answers errors as JSON with the documented codes', async () => {
     const { daemon } = await setUp();
-    const invalid = await postBase(daemon.url, '<template>\n<name>x</name>\n<os><name>D</name><version>1</version><arch>sparc</arch><install type="url"><url>http://m/</url></install></os></template>');
+    const sparc = '<template>\n<name>x</name>\n<os><name>D</name><version>1</version><arch>sparc</arch><install type="url"><url>http://m/</url></install></os></template>';
+    const invalid = await postBase(daemon.url, sparc, {}, STRICT);
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.code).toBe('template_invalid');
     expect(invalid.body.error.message).toContain('line 3, col 39: /template/os/arch');
+    // A client of the original Image Factory posts and polls: 202, and the image FAILED at once with the same error.
+    const polled = await postBase(daemon.url, sparc);
+    expect(polled.status).toBe(202);
+    expect(polled.body.base_image).toMatchObject({ status: 'FAILED', status_detail: { error_code: 'template_invalid', error: expect.stringContaining('line 3, col 39: /template/os/arch') } });
+    expect((await getImage(daemon.url, polled.body.base_image.id)).status).toBe('FAILED');
 
     const unknown = await fetch(`${daemon.url}/imagefactory/base_images/00000000-0000-0000-0000-000000000000`);
     expect(unknown.status).toBe(404);
@@ -114,6 +120,8 @@ describe('imagefactoryd over REST (a real daemon on loopback)', () => {
     const { body } = await postBase(first.url, template('slow'));
     const id = body.base_image.id as string;
     await waitPhase(first.url, id, 'installing');
+    // The step's process starts a moment after the state is entered.
+    for (let i = 0; i < 100 && processesOfBuild(id).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     await first.stop('SIGKILL');
     // The installer's process group outlives a SIGKILLed daemon: it is an orphan until the next start.
     expect(processesOfBuild(id).length).toBeGreaterThan(0);

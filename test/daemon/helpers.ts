@@ -6,16 +6,17 @@ export { startDaemon, type Daemon } from '../../bench/daemon-process.js';
 export const TEST_PLUGINS = fileURLToPath(new URL('../fixtures/plugins/', import.meta.url));
 
 /** A scratch area whose configuration points storage, imgdir, tmpdir and plugins (the test plugins) into it. */
-export const daemonHome = (extra: Record<string, unknown> = {}) => home(TEST_PLUGINS, extra);
+export const daemonHome = (extra: Record<string, unknown> = {}, opts: { storagePathLength?: number } = {}) => home(TEST_PLUGINS, extra, opts);
 
 export function template(version: string, os = 'TestOS'): string {
   return `<template>\n  <name>t-${version}</name>\n  <os><name>${os}</name><version>${version}</version><arch>x86_64</arch><install type="url"><url>http://mirror.example.com/</url></install><rootpw>s3cret-pw</rootpw></os>\n</template>`;
 }
 
-export async function postBase(url: string, tdl: string, parameters: Record<string, unknown> = {}) {
+/** POSTs a base image; `headers` adds to the request's (e.g. `prefer: handling=strict`). */
+export async function postBase(url: string, tdl: string, parameters: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}/imagefactory/base_images`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ base_image: { template: tdl, parameters } }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
@@ -25,6 +26,9 @@ export async function getImage(url: string, id: string) {
   const res = await fetch(`${url}/imagefactory/base_images/${id}`);
   return (await res.json()).base_image as Record<string, any>;
 }
+
+/** The header with which a client asks for an invalid template to be refused at once (400) rather than FAILED. */
+export const STRICT = { prefer: 'handling=strict' };
 
 /** Polls until the image's status is one of `statuses`. */
 export async function waitStatus(url: string, id: string, statuses: string[], timeoutMs = 30_000): Promise<Record<string, any>> {

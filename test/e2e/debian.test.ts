@@ -9,7 +9,7 @@ import { daemonHome, getImage, postBase, readEvents, startDaemon, type Daemon } 
  * daemon, built with mmdebstrap and one boot of the image under TCG, then
  * the finished image booted by its own bootloader and inspected from its
  * serial console as a person would. Two builds run side by side (one whose
- * command fails) to keep the CI run short.
+ * command fails) to keep the CI run short, on a 200-character storage path.
  */
 
 const ROOTPW = 'e2e-Secret-pw';
@@ -70,7 +70,9 @@ function expectNothingLeft(id: string) {
 
 describe('Debian 12, end to end over REST', () => {
   beforeAll(async () => {
-    home = daemonHome();
+    // An operator's deep storage directory: nothing derived from it may hit a path limit (a unix socket's is 107 bytes).
+    home = daemonHome({}, { storagePathLength: 200 });
+    expect(home.dirs.storage.length).toBe(200);
     daemon = await startDaemon(home.config);
     good = await submit(GOOD);
     failing = await submit(FAILING);

@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { processesOfBuild } from '../../src/engine/reaper.js';
 import { EngineError } from '../../src/engine/errors.js';
 import type { EngineEvent } from '../../src/engine/types.js';
+import { Catalog } from '../../src/store/index.js';
+import { parseTdl, type ParseOptions } from '../../src/tdl/index.js';
 import { testEngine, testTemplate, waitFor, waitForPhase } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -11,8 +15,8 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function started(overrides = {}) {
-  const t = await testEngine(overrides);
+async function started(...args: Parameters<typeof testEngine>) {
+  const t = await testEngine(...args);
   cleanups.push(() => t.cleanup());
   return t;
 }
@@ -181,5 +185,130 @@ describe('recovery at start', () => {
     expect(done.status).toBe('FAILED');
     expect(done.error?.code).toBe('interrupted');
     expect(t.leftovers()).toEqual([]);
+  });
+});
+
+describe('the template of a build', () => {
+  it('is parsed once per build per process: at submission, and again only in a process that resumes it', async () => {
+    const parsed: string[] = [];
+    const counting = (text: string, options: ParseOptions) => {
+      parsed.push(text);
+      return parseTdl(text, options);
+    };
+    const t = await started({ timeoutSeconds: 120 }, { replace: { parseTemplate: counting } });
+    const image = t.engine.submitBaseImage({ template: testTemplate('ok') });
+    await waitFor(t.engine, image.id, ['COMPLETE']);
+    expect(parsed).toHaveLength(1);
+
+    const slow = t.engine.submitBaseImage({ template: testTemplate('slow') });
+    await waitForPhase(t.engine, slow.id, 'installing');
+    await t.engine.shutdown();
+    parsed.length = 0;
+    const again = await t.restart({}, { replace: { parseTemplate: counting } });
+    cleanups.push(() => again.shutdown());
+    await waitFor(again, slow.id, ['COMPLETE']);
+    expect(parsed).toHaveLength(1);
+  });
+});
+
+describe('faults of the host storage', () => {
+  it('fails a build whose transition cannot be recorded with storage_full, and goes on building others', async () => {
+    let failNext = false;
+    const t = await started({}, {});
+    await t.engine.shutdown();
+    const catalog = Catalog.open(join(t.opts.storagePath, 'catalog.sqlite'));
+    const record = catalog.recordTransition.bind(catalog);
+    catalog.recordTransition = (...args: Parameters<Catalog['recordTransition']>) => {
+      if (failNext && args[0].to === 'customizing') {
+        failNext = false;
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      }
+      return record(...args);
+    };
+    const engine = await t.restart({}, { replace: { catalog } });
+    cleanups.push(() => engine.shutdown());
+    failNext = true;
+    const image = engine.submitBaseImage({ template: testTemplate('ok') });
+    const done = await waitFor(engine, image.id, ['FAILED', 'COMPLETE']);
+    expect(done.error).toMatchObject({ code: 'storage_full', message: expect.stringContaining('database or disk is full') });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(processesOfBuild(image.id)).toEqual([]);
+    expect(t.leftovers()).toEqual([]);
+    const next = engine.submitBaseImage({ template: testTemplate('ok') });
+    expect((await waitFor(engine, next.id, ['FAILED', 'COMPLETE'])).status).toBe('COMPLETE');
+  });
+
+  it('fails a build whose log cannot be written with storage_full', async () => {
+    const t = await started();
+    const image = t.engine.submitBaseImage({ template: testTemplate('slow') });
+    await waitForPhase(t.engine, image.id, 'installing');
+    // The log directory becomes a file: every append fails as on a full disk.
+    rmSync(join(t.opts.storagePath, 'logs'), { recursive: true, force: true });
+    writeFileSync(join(t.opts.storagePath, 'logs'), '');
+    const done = await waitFor(t.engine, image.id, ['FAILED', 'COMPLETE']);
+    expect(done.error?.code).toBe('storage_full');
+  });
+});
+
+describe('recovery of a record it cannot handle', () => {
+  it('fails that build interrupted and still starts', async () => {
+    const t = await started();
+    const image = t.engine.submitBaseImage({ template: testTemplate('stuck') });
+    await waitForPhase(t.engine, image.id, 'installing');
+    await t.engine.shutdown();
+    const db = new Database(join(t.opts.storagePath, 'catalog.sqlite'));
+    db.prepare('UPDATE snapshots SET json = ? WHERE image_id = ?').run('{"value": {"not": "a state"}}', image.id);
+    db.close();
+    const again = await t.restart();
+    cleanups.push(() => again.shutdown());
+    expect(again.getImage(image.id)).toMatchObject({ status: 'FAILED', error: { code: 'interrupted' } });
+    const next = again.submitBaseImage({ template: testTemplate('ok') });
+    expect((await waitFor(again, next.id, ['FAILED', 'COMPLETE'])).status).toBe('COMPLETE');
+  });
+});
+
+describe('the build cache', () => {
+  it('answers an identical template with the COMPLETE image again: a cache hit in its transitions, its body a hard link', async () => {
+    const { engine } = await started();
+    const first = await waitFor(engine, engine.submitBaseImage({ template: testTemplate('ok') }).id, ['COMPLETE']);
+    const started2 = Date.now();
+    const again = await waitFor(engine, engine.submitBaseImage({ template: testTemplate('ok') }).id, ['COMPLETE', 'FAILED']);
+    expect(Date.now() - started2).toBeLessThan(2000);
+    expect(again.status).toBe('COMPLETE');
+    expect(engine.transitions(again.id).map((t) => [t.to, t.event])).toEqual([
+      ['queued', 'xstate.init'],
+      ['validating', 'ADMIT'],
+      ['complete', 'cache_hit'],
+    ]);
+    expect(again.properties).toMatchObject({ sha256: first.properties.sha256, cache_hit_of: first.id, cache_key: first.properties.cache_key });
+    expect(statSync(again.bodyPath!).ino).toBe(statSync(first.bodyPath!).ino);
+
+    // Deleting the first keeps what the second still references.
+    const gone = new Promise<void>((resolve) => engine.subscribe((e) => e.type === 'deleted' && e.image.id === first.id && resolve()));
+    engine.deleteImage(first.id);
+    await gone;
+    expect(createHash('sha256').update(readFileSync(again.bodyPath!)).digest('hex')).toBe(first.properties.sha256);
+  });
+
+  it('builds again with parameters.rebuild, and for a changed template', async () => {
+    const { engine } = await started();
+    await waitFor(engine, engine.submitBaseImage({ template: testTemplate('ok') }).id, ['COMPLETE']);
+    const forced = await waitFor(engine, engine.submitBaseImage({ template: testTemplate('ok'), parameters: { rebuild: true } }).id, ['COMPLETE']);
+    expect(engine.transitions(forced.id).map((t) => t.to)).toContain('installing');
+    const changed = await waitFor(engine, engine.submitBaseImage({ template: testTemplate('ok').replace('<name>t-ok</name>', '<name>t-ok-2</name>') }).id, ['COMPLETE']);
+    expect(changed.properties.cache_hit_of).toBeUndefined();
+    expect(engine.transitions(changed.id).map((t) => t.to)).toContain('installing');
+  });
+});
+
+describe('one user of a storage path', () => {
+  it('refuses a second engine on the same storage while the first runs, naming its pid, and lets it in after', async () => {
+    const t = await started();
+    const second = await t.restart().catch((e: unknown) => e);
+    expect(second).toMatchObject({ code: 'storage_locked', message: expect.stringContaining(`pid ${process.pid}`) });
+    await t.engine.shutdown();
+    const again = await t.restart();
+    cleanups.push(() => again.shutdown());
+    expect(again.listImages()).toEqual([]);
   });
 });

@@ -2,8 +2,9 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Engine, type EngineOptions } from '../../src/engine/engine.js';
-import type { ImageRecord } from '../../src/store/types.js';
+import { assembleEngine, type AssembleOptions, type EngineSetup } from '../../src/compose.js';
+import type { Engine } from '../../src/engine/engine.js';
+import type { ImageRecord } from '../../src/model/index.js';
 
 export const TEST_PLUGINS = fileURLToPath(new URL('../fixtures/plugins/', import.meta.url));
 
@@ -12,9 +13,9 @@ export function testTemplate(version: string, os = 'TestOS'): string {
 }
 
 /** A real engine on temp storage with the test OS plugin; `cleanup()` checks nothing of ours is left in tmp. */
-export async function testEngine(overrides: Partial<EngineOptions> = {}) {
+export async function testEngine(overrides: Partial<EngineSetup> = {}, assemble: AssembleOptions = {}) {
   const root = mkdtempSync(join(tmpdir(), 'if-engine-test-'));
-  const opts: EngineOptions = {
+  const opts: EngineSetup = {
     storagePath: join(root, 'storage'),
     workRoot: join(root, 'work'),
     timeoutSeconds: 60,
@@ -25,13 +26,13 @@ export async function testEngine(overrides: Partial<EngineOptions> = {}) {
     hypervisor: 'qemu',
     ...overrides,
   };
-  const engine = await Engine.create(opts);
+  const engine = await assembleEngine(opts, assemble);
   return {
     engine,
     opts,
     root,
-    async restart(more: Partial<EngineOptions> = {}) {
-      return Engine.create({ ...opts, ...more });
+    async restart(more: Partial<EngineSetup> = {}, assembleMore: AssembleOptions = assemble) {
+      return assembleEngine({ ...opts, ...more }, assembleMore);
     },
     leftovers: () => {
       try {

@@ -49,6 +49,30 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
   }
 }
 
+/**
+ * Waits for the guest's console to show `text` while its install watch runs:
+ * fails at once, saying how, if the watch ends first, and with the console
+ * tail if the text never comes, so that a failure says what the guest did.
+ */
+export async function waitForConsole(serialLog: string, text: string, watch: Promise<unknown>, timeoutMs: number): Promise<void> {
+  let ended: string | null = null;
+  watch.then(
+    () => (ended = 'the watch resolved'),
+    (e: unknown) => (ended = `the watch failed: ${e instanceof Error ? e.message : String(e)}`),
+  );
+  const tail = () => (existsSync(serialLog) ? readFileSync(serialLog, 'utf8').slice(-1500) : '(no console log)');
+  try {
+    await waitFor(`"${text}" on the console`, () => {
+      if (consoleHas(serialLog, text)) return true;
+      if (ended) throw new Error(`${ended} before "${text}" was on the console; console tail:\n${tail()}`);
+      return false;
+    }, timeoutMs);
+  } catch (e) {
+    if (ended || !(e instanceof Error) || !e.message.startsWith('timed out')) throw e;
+    throw new Error(`${e.message}; console tail:\n${tail()}`);
+  }
+}
+
 export function consoleHas(serialLog: string, text: string): boolean {
   return existsSync(serialLog) && readFileSync(serialLog, 'utf8').includes(text);
 }

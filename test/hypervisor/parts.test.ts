@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InstallError } from '../../src/hypervisor/errors.js';
+import { HypervisorError, InstallError } from '../../src/hypervisor/errors.js';
 import { domainXml, LibvirtDriver } from '../../src/hypervisor/libvirt.js';
 import { PcapByteCounter } from '../../src/hypervisor/pcap.js';
 import { encodePng, isPng, parsePpm, ppmToPng } from '../../src/hypervisor/png.js';
 import { qemuCommandLine, QemuDriver } from '../../src/hypervisor/qemu.js';
 import { openHypervisor } from '../../src/hypervisor/select.js';
-import type { ActivitySample, Domain, DomainSpec } from '../../src/hypervisor/types.js';
+import type { ActivitySample, Domain, DomainSpec, GuestEnd } from '../../src/hypervisor/types.js';
 import { activityFromDomstats, parseDomstats } from '../../src/hypervisor/virsh.js';
 import { lastLine, watchInstall } from '../../src/hypervisor/watchdog.js';
 import { LIBVIRT_URI } from './helpers.js';
@@ -185,10 +185,16 @@ class ScriptedDomain implements Domain {
   constructor(
     private readonly script: (elapsedMs: number) => ActivitySample & { off?: boolean },
     private readonly canScreenshot = true,
+    private readonly end: GuestEnd | null = { clean: true, description: 'powered off' },
+    private readonly poll: () => void = () => undefined,
   ) {}
   async start(): Promise<void> {}
   async isOff(): Promise<boolean> {
+    this.poll();
     return this.destroyed > 0 || this.script(Date.now() - this.born).off === true;
+  }
+  async ending(): Promise<GuestEnd | null> {
+    return this.end;
   }
   async activity(): Promise<ActivitySample> {
     const { diskRequests, netBytes } = this.script(Date.now() - this.born);
@@ -208,6 +214,38 @@ describe('the install watchdog', () => {
   const serialLog = join(dir, 'console.log');
   writeFileSync(serialLog, `${'x'.repeat(5000)}\nBooting\n\x1b[1mInstalling packages\x1b[0m\r\n  \n`);
   const base = { artifactsDir: join(dir, 'artifacts'), serialLog, sampleMs: 100 };
+
+  it('fails guest_crashed when the guest ended otherwise than by its own power-off, never resolving', async () => {
+    const d = new ScriptedDomain((t) => ({ diskRequests: Math.floor(t / 50), netBytes: 0, off: t > 200 }), true, { clean: false, description: 'qemu was killed by SIGSEGV' });
+    const err = (await watchInstall(d, { ...base, stallSeconds: 5, deadline: Date.now() + 5000 }).catch((e: unknown) => e)) as InstallError;
+    expect(err).toBeInstanceOf(InstallError);
+    expect(err.code).toBe('guest_crashed');
+    expect(err.message).toMatch(/^the guest did not power itself off: qemu was killed by SIGSEGV after [\d.]+ s; last console line: "Installing packages"$/);
+    expect(err.details.ending).toBe('qemu was killed by SIGSEGV');
+    expect(d.destroyed).toBe(1);
+  });
+
+  it("takes the kernel's power-off on the console over a hypervisor that reports the guest as killed", async () => {
+    const poweredOff = join(dir, 'powered-off.log');
+    writeFileSync(poweredOff, '[   41.2] systemd-shutdown[1]: Powering off.\r\n[   41.3] reboot: Power down\r\n');
+    const d = new ScriptedDomain((t) => ({ diskRequests: Math.floor(t / 50), netBytes: 0, off: t > 200 }), true, { clean: false, description: 'libvirt ended the domain with reason=daemon' });
+    const lines: string[] = [];
+    const result = await watchInstall(d, { ...base, serialLog: poweredOff, stallSeconds: 5, deadline: Date.now() + 5000, log: (l) => lines.push(l) });
+    expect(result.elapsedMs).toBeGreaterThan(200);
+    expect(lines.join('\n')).toMatch(/the hypervisor reported libvirt ended the domain with reason=daemon, but the guest's kernel had powered it off/);
+    expect(d.destroyed).toBe(1);
+  });
+
+  it('ends the watch with hypervisor_unavailable instead of waiting for a stall', async () => {
+    const d = new ScriptedDomain(() => ({ diskRequests: 1, netBytes: 0 }), true, null, () => {
+      throw new HypervisorError('hypervisor_unavailable', 'lost the connection to libvirt');
+    });
+    const started = Date.now();
+    const err = await watchInstall(d, { ...base, stallSeconds: 60, deadline: Date.now() + 60_000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'hypervisor_unavailable' });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(d.destroyed).toBe(1);
+  });
 
   it('resolves when the guest powers off, and still destroys (undefines) the domain', async () => {
     const d = new ScriptedDomain((t) => ({ diskRequests: Math.floor(t / 50), netBytes: 0, off: t > 400 }));

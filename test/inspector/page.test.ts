@@ -128,8 +128,8 @@ describe('the inspector page in headless Chromium, cut off from every other orig
   });
 
   it('links a target build to its base and back, filters the list, and shows the error of a failed build', async () => {
-    // A target image from a template: the daemon builds the base first; with no cloud plugin the target then fails.
-    const target = await postTarget(daemon!.url, { target: 'ec2', template: template('ok') });
+    // A target image from a template: the daemon builds the base first; with no cloud plugin for the target it then fails.
+    const target = await postTarget(daemon!.url, { target: 'nosuchcloud', template: template('ok') });
     await expect
       .poll(async () => ((await (await fetch(`${daemon!.url}/imagefactory/target_images/${target.id}`)).json()) as { target_image: { status: string } }).target_image.status, { timeout: 30_000, interval: 100 })
       .toBe('FAILED');
@@ -141,7 +141,7 @@ describe('the inspector page in headless Chromium, cut off from every other orig
     await expect.poll(() => currentState(page)).toBe('failed');
     expect(await stateClasses(page, 'failed')).toEqual(expect.arrayContaining(['current', 'st-failed']));
     for (const state of ['waiting_for_base', 'queued', 'adapting', 'failing']) expect(await stateClasses(page, state), state).toContain('visited');
-    await expect.poll(() => page.textContent('#d-error')).toMatch(/ec2/);
+    await expect.poll(() => page.textContent('#d-error')).toMatch(/no cloud plugin handles the target "nosuchcloud"/);
     expect(await page.isVisible('#d-error')).toBe(true);
 
     // Parent link: to the base image, in the same document.

@@ -167,8 +167,13 @@ describe('imagefactoryd --inspect: the Stately inspector relay', () => {
     const second = startDaemon(home!.config, `--inspect=${port}`);
     await expect(second).rejects.toThrow(/exited with 2[\s\S]*inspector relay cannot listen on 127\.0\.0\.1:\d+: the port is in use/);
 
-    const plain = await startDaemon(home!.config);
-    daemons.push(plain);
+    // Another storage: one daemon per storage path.
+    const other = daemonHome(TEST_PLUGINS);
+    const plain = await startDaemon(other.config).catch((e) => {
+      other.remove();
+      throw e;
+    });
+    daemons.push({ ...plain, stop: async () => ((await plain.stop()), other.remove(), 0) });
     await sleep(200);
     expect(plain.output()).not.toMatch(/inspect/);
   });

@@ -16,8 +16,13 @@ import { buildTestGuest, GUEST_DISK_MARKER, removeTestGuest } from '../guest/bui
 import { daemonHome, getImage, postBase, startDaemon, waitPhase, waitStatus, type Daemon } from '../daemon/helpers.js';
 import { leftovers, waitFor, type DriverKind } from '../hypervisor/helpers.js';
 
-/** Long enough for the guest to boot and print under TCG on a loaded host before it goes quiet (nothing counts as activity until then). */
-const STALL_SECONDS = 10;
+/**
+ * Long enough for the guest to boot and print under TCG on a loaded host
+ * before it goes quiet: its kernel is loaded by qemu, so nothing counts as
+ * activity until it runs. A full suite run saw the libvirt guest take 29 s
+ * to boot and power off, and a 20 s window fire before it had printed.
+ */
+const STALL_SECONDS = 45;
 const BUILD_MS = 120_000;
 const NETBOOT = 'debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64';
 
@@ -212,6 +217,7 @@ describe.concurrent.each<DriverKind>(['qemu', 'libvirt'])('installs on the %s dr
           const id = (await postBase(daemon.url, template('ok'), { size_mb: 48 })).body.base_image.id as string;
           await waitPhase(daemon.url, id, 'installing', BUILD_MS);
           await waitFor('the installer guest to run', () => guestsOf(id, kind).length > 0, BUILD_MS);
+          await waitFor('its qemu process', () => listQemuProcesses().some((p) => p.name.startsWith(`imagefactory-${id}`)), 30_000);
           const orphans = listQemuProcesses().filter((p) => p.name.startsWith(`imagefactory-${id}`)).map((p) => p.pid);
           expect(orphans.length).toBe(1);
           await daemon.stop('SIGKILL');

@@ -172,3 +172,32 @@ describe('restore after restart', () => {
     }
   });
 });
+
+describe('an undo that fails', () => {
+  it.each([
+    ['a failed step', async (h: ReturnType<typeof harness>) => h.fail('step', { code: 'step_failed', message: 'the step failed' }), 'step_failed'],
+    ['a cancel', async (h: ReturnType<typeof harness>) => h.send('CANCEL'), 'cancelled'],
+  ])('after %s ends the build failed with undo_failed, keeping what caused the undo', async (_name, stop, cause) => {
+    const h = harness('base');
+    await h.send('ADMIT');
+    await stop(h);
+    await h.fail('compensate', { code: 'undo_failed', message: 'left behind: /w/tree (mounted)', details: { left: ['/w/tree'] } });
+    expect(h.state()).toBe('failed');
+    expect(h.context().error).toEqual({ code: 'undo_failed', message: 'left behind: /w/tree (mounted)', details: { left: ['/w/tree'], cause: expect.objectContaining({ code: cause }) } });
+    h.actor.stop();
+  });
+});
+
+describe('a cache hit', () => {
+  it.each(KINDS)('in the first working state of a %s build ends it complete at once, with nothing to undo', async (kind) => {
+    const h = harness(kind);
+    if (WAIT_STATE[kind]) await h.done('parent');
+    await h.send('ADMIT');
+    expect(h.state()).toBe(WORK[kind][0]!.state);
+    await h.hit();
+    expect(h.state()).toBe('complete');
+    expect(h.context().error).toBeNull();
+    expect(h.log.filter((l) => l.startsWith('compensate'))).toEqual([]);
+    h.actor.stop();
+  });
+});

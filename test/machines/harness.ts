@@ -3,7 +3,7 @@ import { MACHINES, type BuildError, type CompensateInput, type StepInput, type T
 import type { BuildKind } from '../../machines/steps.js';
 
 interface Deferred {
-  resolve(): void;
+  resolve(value?: unknown): void;
   reject(e: unknown): void;
 }
 
@@ -15,14 +15,14 @@ export function harness(kind: BuildKind, opts: { deadline?: number; phaseLimits?
   const log: string[] = [];
   const pending: Record<string, Deferred | undefined> = {};
   const timers: { input: TimerInput; fire(): void; active: boolean }[] = [];
-  const wait = (key: string) => new Promise<void>((resolve, reject) => (pending[key] = { resolve, reject }));
+  const wait = <T = void>(key: string) => new Promise<T>((resolve, reject) => (pending[key] = { resolve: resolve as (v?: unknown) => void, reject }));
 
   const machine = MACHINES[kind].provide({
     actors: {
-      runStep: fromPromise<void, StepInput>(({ input, signal }) => {
+      runStep: fromPromise<void | 'cache_hit', StepInput>(({ input, signal }) => {
         log.push(`run:${input.step}`);
         signal.addEventListener('abort', () => log.push(`abort:${input.step}`));
-        return wait('step');
+        return wait<void | 'cache_hit'>('step');
       }),
       compensate: fromPromise<void, CompensateInput>(({ input }) => {
         log.push(`compensate:${input.steps.join(',')}`);
@@ -66,7 +66,12 @@ export function harness(kind: BuildKind, opts: { deadline?: number; phaseLimits?
       take(key).resolve();
       await settle();
     },
-    async fail(key: 'step' | 'parent', error: BuildError | Error) {
+    /** The running step finds its build already made. */
+    async hit() {
+      take('step').resolve('cache_hit');
+      await settle();
+    },
+    async fail(key: 'step' | 'parent' | 'compensate', error: BuildError | Error) {
       take(key).reject(error);
       await settle();
     },

@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateAutoinstall, sha512Crypt, writeNocloudSeed } from '../../src/os/answer/index.js';
 import { extractFromIso, isoVolumeId } from '../../src/os/media/index.js';
 import { example, lineStarting, runTool, tempDir, template, toolAvailable } from './helpers.js';
+import { describeWithTools, itWithTools, tool } from '../tools.js';
 
-const HAS_PYYAML = toolAvailable('python3', ['-c', 'import yaml']);
+const PYYAML = { name: 'python3-yaml', command: 'python3', args: ['-c', 'import yaml'] };
 
 /** The document as a YAML parser reads it (PyYAML), to prove the hand-written YAML is what it looks like. */
 function parseYaml(text: string): any {
@@ -42,7 +43,7 @@ describe('the Ubuntu 22.04 example as an autoinstall', () => {
     expect(c).not.toContain('changeme-at-first-boot');
   });
 
-  it.skipIf(!HAS_PYYAML)('parses as the intended YAML structure', () => {
+  itWithTools([PYYAML], 'parses as the intended YAML structure', () => {
     const doc = parseYaml(c);
     const ai = doc.autoinstall;
     expect(ai.version).toBe(1);
@@ -71,7 +72,7 @@ describe('autoinstalls for other inputs', () => {
     expect(sha512Crypt(password, hash.split('$')[2]!)).toBe(hash);
   });
 
-  it.skipIf(!HAS_PYYAML)('completes bare repository URLs with $RELEASE for releases without a known suite, and honours persisted/signed/sslverify', () => {
+  itWithTools([PYYAML], 'completes bare repository URLs with $RELEASE for releases without a known suite, and honours persisted/signed/sslverify', () => {
     const doc = parseYaml(
       generateAutoinstall(
         template({
@@ -98,7 +99,7 @@ describe('autoinstalls for other inputs', () => {
   });
 });
 
-describe.skipIf(!toolAvailable('xorriso', ['-version']))('the NoCloud seed', () => {
+describeWithTools([tool('xorriso', ['-version'])], 'the NoCloud seed', () => {
   let dir: { path: string; cleanup: () => Promise<void> };
   beforeAll(async () => {
     dir = await tempDir('seed');

@@ -1,7 +1,8 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { generateRootPassword, isSha512Crypt, randomSalt, Secret, sha512Crypt } from '../../src/os/answer/index.js';
-import { runTool, toolAvailable } from './helpers.js';
+import { runTool } from './helpers.js';
+import { itWithTools, tool } from '../tools.js';
 
 describe('SHA-512 crypt', () => {
   // The test vectors of Drepper's specification ("Unix crypt using SHA-256 and SHA-512"), as glibc checks them.
@@ -33,8 +34,7 @@ describe('SHA-512 crypt', () => {
     expect(sha512Crypt(password, setting)).toBe(expected);
   });
 
-  it('agrees with openssl passwd -6 on a password with non-ASCII characters', () => {
-    if (!toolAvailable('openssl', ['version'])) return;
+  itWithTools([tool('openssl', ['version'])], 'agrees with openssl passwd -6 on a password with non-ASCII characters', () => {
     const password = 'pässwörd with spaces & $igns';
     const salt = 'Ab3./xyzAb3./xyz';
     const r = runTool('openssl', ['passwd', '-6', '-salt', salt, '-stdin'], Buffer.from(`${password}\n`));

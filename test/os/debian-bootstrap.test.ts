@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { aptTlsOptions, basePackages, mmdebstrapArgs, repositoryFile, sourceLine } from '../../src/os/debian/bootstrap.js';
+import { aptTlsOptions, basePackages, mmdebstrapArgs, repositoryFile, sourceLine, writeSourceFiles, type BootstrapArgs } from '../../src/os/debian/bootstrap.js';
 import { KERNEL_FLAVOURS, releaseOf, type Release } from '../../src/os/debian/releases.js';
 import { parseTdl, type Repository, type Template } from '../../src/tdl/index.js';
 import { tempDir } from './helpers.js';
@@ -47,6 +47,13 @@ function repo(over: Partial<Repository>): Repository {
   return { name: 'r', url: 'http://repo.example.com/debian', signed: false, persisted: true, sslverify: false, ...over };
 }
 
+const SOURCES = '/w/apt-sources';
+
+/** mmdebstrap's arguments with every template repository on the host, no keyring pinned and sources under /w/apt-sources unless given. */
+function bootstrapArgs(a: Omit<BootstrapArgs, 'hostRepositories' | 'keyring' | 'sourcesDir'> & Partial<BootstrapArgs>): string[] {
+  return mmdebstrapArgs({ hostRepositories: a.template.repositories, keyring: null, sourcesDir: SOURCES, ...a });
+}
+
 /** The value of every `--NAME=` argument, in order. */
 function valuesOf(args: string[], name: string): string[] {
   return args.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
@@ -88,12 +95,13 @@ describe('mmdebstrap arguments', () => {
     const t = debianTemplate();
     const release = releaseFor(t);
     const packages = [...basePackages(release, 'x86_64'), 'curl', 'jq', 'curl', 'openssh-server'];
-    const args = mmdebstrapArgs({ template: t, release, mirror: 'http://deb.debian.org/debian', tree: '/w/tree', packageCache: null, packages });
+    const args = bootstrapArgs({ template: t, release, mirror: 'http://deb.debian.org/debian', tree: '/w/tree', packageCache: null, packages, keyring: '/usr/share/keyrings/debian-archive-keyring.gpg' });
     expect(args).toEqual([
-      '--mode=root',
+      '--mode=unshare',
       '--variant=minbase',
       '--architectures=amd64',
       '--include=linux-image-cloud-amd64,systemd-sysv,udev,ifupdown,isc-dhcp-client,openssh-server,curl,jq',
+      '--keyring=/usr/share/keyrings/debian-archive-keyring.gpg',
       `--essential-hook=chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs && printf '#!/bin/sh\\nexit 0\\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"`,
       '--customize-hook=rm -f "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && chroot "$1" update-initramfs -c -k all',
       'bookworm',
@@ -108,7 +116,7 @@ describe('mmdebstrap arguments', () => {
   ])('for %s %s: suite %s with main and universe', (name, version, suite) => {
     const t = debianTemplate({ name, version, mirror: 'http://archive.ubuntu.com/ubuntu' });
     const release = releaseFor(t);
-    const args = mmdebstrapArgs({ template: t, release, mirror: 'http://archive.ubuntu.com/ubuntu', tree: '/w/tree', packageCache: null, packages: basePackages(release, 'x86_64') });
+    const args = bootstrapArgs({ template: t, release, mirror: 'http://archive.ubuntu.com/ubuntu', tree: '/w/tree', packageCache: null, packages: basePackages(release, 'x86_64') });
     expect(valuesOf(args, 'components')).toEqual(['main,universe']);
     expect(valuesOf(args, 'include')).toEqual(['linux-image-virtual,systemd-sysv,udev,ifupdown,isc-dhcp-client,openssh-server']);
     expect(args.slice(-3)).toEqual([suite, '/w/tree', 'http://archive.ubuntu.com/ubuntu']);
@@ -116,13 +124,13 @@ describe('mmdebstrap arguments', () => {
 
   it('gives Debian no --components (mmdebstrap defaults to main)', () => {
     const t = debianTemplate();
-    const args = mmdebstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] });
+    const args = bootstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] });
     expect(valuesOf(args, 'components')).toEqual([]);
   });
 
   it('puts the options before the three positional arguments', () => {
     const t = debianTemplate({ extra: repositoriesXml([{ name: 'x', url: 'https://secure.example.org/debian' }]) });
-    const args = mmdebstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/debian', tree: '/t', packageCache: '/cache', packages: ['a'] });
+    const args = bootstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/debian', tree: '/t', packageCache: '/cache', packages: ['a'] });
     expect(args.slice(0, -3).every((a) => a.startsWith('--'))).toBe(true);
     expect(args.slice(-3)).toEqual(['bookworm', '/t', 'http://m/debian']);
   });
@@ -189,11 +197,11 @@ describe('TLS verification', () => {
         { name: 'plain', url: 'http://plain.example.org/debian' },
       ]),
     });
-    const args = mmdebstrapArgs({ template: insecure, release: releaseFor(insecure), mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] });
+    const args = bootstrapArgs({ template: insecure, release: releaseFor(insecure), mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] });
     expect(valuesOf(args, 'aptopt')).toEqual(['Acquire::https::insecure.example.org::Verify-Peer "false"', 'Acquire::https::insecure.example.org::Verify-Host "false"']);
 
     const checked = debianTemplate({ extra: repositoriesXml([{ name: 'checked', url: 'https://checked.example.org/debian', sslverify: true }]) });
-    expect(valuesOf(mmdebstrapArgs({ template: checked, release: releaseFor(checked), mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] }), 'aptopt')).toEqual([]);
+    expect(valuesOf(bootstrapArgs({ template: checked, release: releaseFor(checked), mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] }), 'aptopt')).toEqual([]);
   });
 });
 
@@ -204,11 +212,15 @@ describe('repository setup hooks, run by sh', () => {
     { name: 'quoted', url: "deb http://q.example.com/it's bookworm main" },
   ];
 
-  it('write one file per repository, named after it, holding its source line', async () => {
-    const t = debianTemplate({ extra: repositoriesXml(repos) });
+  it('copy one file per repository, named after it, holding its source line (never the line itself: mmdebstrap prints its hooks)', async () => {
+    const t = debianTemplate({ extra: repositoriesXml([...repos, { name: 'private', url: 'deb http://user:s3cret@p.example.com/debian bookworm main', signed: true }]) });
     const release = releaseFor(t);
-    const hooks = valuesOf(mmdebstrapArgs({ template: t, release, mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'] }), 'setup-hook');
-    expect(hooks).toHaveLength(3);
+    const sourcesDir = join(dir.path, 'apt sources');
+    await writeSourceFiles(sourcesDir, t.repositories, release.suite);
+    expect((await stat(join(sourcesDir, 'imagefactory-private.list'))).mode & 0o777).toBe(0o600);
+    const hooks = valuesOf(bootstrapArgs({ template: t, release, mirror: 'http://m/debian', tree: '/t', packageCache: null, packages: ['a'], sourcesDir }), 'setup-hook');
+    expect(hooks).toHaveLength(4);
+    expect(hooks.join(' ')).not.toContain('s3cret');
     const root = join(dir.path, 'repo root');
     await mkdir(root);
     for (const hook of hooks) {
@@ -216,7 +228,7 @@ describe('repository setup hooks, run by sh', () => {
       expect(r.status, r.stderr).toBe(0);
     }
     const listDir = join(root, 'etc/apt/sources.list.d');
-    expect((await readdir(listDir)).sort()).toEqual(['imagefactory-local_tools.list', 'imagefactory-quoted.list', 'imagefactory-updates.list']);
+    expect((await readdir(listDir)).sort()).toEqual(['imagefactory-local_tools.list', 'imagefactory-private.list', 'imagefactory-quoted.list', 'imagefactory-updates.list']);
     expect(await readFile(join(listDir, 'imagefactory-updates.list'), 'utf8')).toBe('deb http://deb.debian.org/debian bookworm-updates main\n');
     expect(await readFile(join(listDir, 'imagefactory-local_tools.list'), 'utf8')).toBe('deb [trusted=yes] http://tools.example.com/debian bookworm main\n');
     expect(await readFile(join(listDir, 'imagefactory-quoted.list'), 'utf8')).toBe("deb [trusted=yes] http://q.example.com/it's bookworm main\n");
@@ -224,7 +236,9 @@ describe('repository setup hooks, run by sh', () => {
 
   it('use the release suite for bare URLs of Ubuntu templates', async () => {
     const t = debianTemplate({ name: 'Ubuntu', version: '24.04', extra: repositoriesXml([{ name: 'ppa', url: 'http://ppa.example.com/ubuntu', signed: true }]) });
-    const [hook] = valuesOf(mmdebstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/ubuntu', tree: '/t', packageCache: null, packages: ['a'] }), 'setup-hook');
+    const sourcesDir = join(dir.path, 'ubuntu sources');
+    await writeSourceFiles(sourcesDir, t.repositories, releaseFor(t).suite);
+    const [hook] = valuesOf(bootstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/ubuntu', tree: '/t', packageCache: null, packages: ['a'], sourcesDir }), 'setup-hook');
     const root = join(dir.path, 'ubuntu-root');
     await mkdir(root);
     expect(runHook(hook!, root).status).toBe(0);
@@ -235,7 +249,7 @@ describe('repository setup hooks, run by sh', () => {
 describe('package cache hooks', () => {
   function cacheHooks(packageCache: string | null): { setup: string[]; customize: string[] } {
     const t = debianTemplate({ extra: repositoriesXml([{ name: 'updates', url: 'deb http://deb.debian.org/debian bookworm-updates main', signed: true }]) });
-    const args = mmdebstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/debian', tree: '/t', packageCache, packages: ['a'] });
+    const args = bootstrapArgs({ template: t, release: releaseFor(t), mirror: 'http://m/debian', tree: '/t', packageCache, packages: ['a'] });
     return {
       setup: valuesOf(args, 'setup-hook').filter((h) => h.includes('var/cache/apt/archives')),
       customize: valuesOf(args, 'customize-hook').filter((h) => !h.includes('update-initramfs')),

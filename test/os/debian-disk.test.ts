@@ -7,7 +7,8 @@ import { assembleDisk, findKernel, prepareTreeForBoot } from '../../src/os/debia
 import { localRunner } from '../../src/os/media/tools.js';
 import type { RunResult } from '../../src/os/plugin.js';
 import { findKernel as hostKernel } from '../guest/build-guest.js';
-import { tempDir, toolAvailable } from './helpers.js';
+import { tempDir } from './helpers.js';
+import { describeWithTools, file, itWithTools, tool as hostTool } from '../tools.js';
 
 const GRUB_PC = '/usr/lib/grub/i386-pc';
 const MiB = 1024 * 1024;
@@ -27,24 +28,10 @@ afterAll(async () => {
   await dir.cleanup();
 });
 
-function hasHostKernel(): boolean {
-  try {
-    hostKernel();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const canAssemble =
-  toolAvailable('sfdisk', ['--version']) &&
-  toolAvailable('mkfs.ext4', ['-V']) &&
-  toolAvailable('grub-mkimage', ['--version']) &&
-  toolAvailable('debugfs', ['-V']) &&
-  toolAvailable('blkid', ['-V']) &&
-  existsSync(join(GRUB_PC, 'boot.img'));
-const canBuildTree = hasHostKernel() && existsSync('/bin/busybox') && toolAvailable('cpio');
-const canBoot = canAssemble && canBuildTree && toolAvailable('qemu-system-x86_64', ['--version']);
+/** The host's Debian kernel, for the tiny tree (package linux-image-amd64). */
+const HOST_KERNEL = { name: 'linux-image-amd64', command: 'sh', args: ['-c', 'ls /boot/vmlinuz-* >/dev/null 2>&1'] };
+const ASSEMBLY_TOOLS = [hostTool('sfdisk'), hostTool('mkfs.ext4', ['-V']), hostTool('grub-mkimage'), hostTool('debugfs', ['-V']), hostTool('blkid', ['-V']), file(join(GRUB_PC, 'boot.img'), 'grub-pc-bin')];
+const TREE_TOOLS = [HOST_KERNEL, file('/bin/busybox', 'busybox-static'), hostTool('cpio')];
 
 function tool(command: string, args: string[]): string {
   const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * MiB });
@@ -126,7 +113,7 @@ describe('finding the kernel', () => {
   });
 });
 
-describe.skipIf(!existsSync(join(GRUB_PC, 'normal.mod')))('preparing the tree for boot', () => {
+describeWithTools([file(join(GRUB_PC, 'normal.mod'), 'grub-pc-bin')], 'preparing the tree for boot', () => {
   it('writes fstab by UUID, GRUB modules and a GRUB config with a serial console', async () => {
     const tree = await emptyTree('prepare', ['vmlinuz-6.1.0-18-amd64', 'initrd.img-6.1.0-18-amd64']);
     const layout = await prepareTreeForBoot(tree, ROOT_UUID, 'quiet  ');
@@ -155,7 +142,7 @@ function fakeRun(answer: (command: string, args: string[]) => Promise<Partial<Ru
   return { run, calls };
 }
 
-describe.skipIf(!existsSync(join(GRUB_PC, 'boot.img')))('assembling a disk, with the tools faked', () => {
+describeWithTools([file(join(GRUB_PC, 'boot.img'), 'grub-pc-bin')], 'assembling a disk, with the tools faked', () => {
   it('partitions from sector 2048 and makes the filesystem at that offset, sized to the partition', async () => {
     const tree = await emptyTree('fake-args', ['vmlinuz-1', 'initrd.img-1']);
     const disk = join(dir.path, 'fake-args.raw');
@@ -196,7 +183,7 @@ describe.skipIf(!existsSync(join(GRUB_PC, 'boot.img')))('assembling a disk, with
   });
 });
 
-describe.skipIf(!(canAssemble && canBuildTree))('a disk assembled from a tiny tree', () => {
+describeWithTools([...ASSEMBLY_TOOLS, ...TREE_TOOLS], 'a disk assembled from a tiny tree', () => {
   let disk: string;
   let version: string;
   let hostKernelPath: string;
@@ -267,7 +254,7 @@ describe.skipIf(!(canAssemble && canBuildTree))('a disk assembled from a tiny tr
     expect(fh.readUInt32LE(446 + 8)).toBe(2048);
   });
 
-  it.skipIf(!canBoot)('boots under qemu by its own GRUB into the kernel and initrd on the filesystem', async () => {
+  itWithTools([hostTool('qemu-system-x86_64')], 'boots under qemu by its own GRUB into the kernel and initrd on the filesystem', async () => {
     const serial = join(dir.path, 'serial.log');
     // No -kernel: SeaBIOS runs the MBR, GRUB reads grub.cfg from the ext4 partition.
     qemu = spawn(

@@ -22,6 +22,23 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Pro
 }
 
 describe('following the channel', () => {
+  it('passes a line without newline on in bounded pieces instead of holding it', async () => {
+    const path = join(dir.path, 'endless.log');
+    const pieces: string[] = [];
+    const follow = followChannel(path, (l) => pieces.push(l), INTERVAL, 1000);
+    try {
+      for (let i = 0; i < 50; i++) await appendFile(path, 'x'.repeat(999));
+      // While the guest still writes, what was read is passed on: nothing waits for a newline.
+      await waitFor(() => pieces.length >= 40, 'pieces of the endless line');
+      await appendFile(path, '\nshort\n');
+    } finally {
+      await follow.stop();
+    }
+    expect(pieces.every((p) => p.length <= 1000)).toBe(true);
+    expect(pieces.slice(0, -1).join('')).toBe('x'.repeat(50 * 999));
+    expect(pieces.at(-1)).toBe('short');
+  });
+
   it('reports each complete line as the file grows, and the rest when stopped', async () => {
     const path = join(dir.path, 'channel.log');
     const lines: string[] = [];

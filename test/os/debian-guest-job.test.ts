@@ -1,11 +1,12 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, guestJob, HOSTKEYS_UNIT, MARK, parseChannel, UNIT_NAME } from '../../src/os/debian/guest-job.js';
+import { AGENT_PATH, AGENT_SCRIPT, AGENT_UNIT, emptyJobDisk, guestJob, HOSTKEYS_UNIT, JOB_DISK_BYTES, JOB_HEADER, jobDiskImage, MARK, parseChannel, UNIT_NAME, writeJobDisk } from '../../src/os/debian/guest-job.js';
 import { parseTdl, type Template } from '../../src/tdl/index.js';
 import { tempDir } from './helpers.js';
+import { describeWithTools, file } from '../tools.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };
 beforeAll(async () => {
@@ -76,15 +77,73 @@ function begins(job: string): string[] {
 const lineIndex = (job: string, line: string) => job.split('\n').indexOf(line);
 
 describe('the customization agent', () => {
-  it('writes to the second serial port, waits for the boot, reads the job from the second disk without its zero padding', () => {
+  it('writes to the second serial port, says it booted once the boot is done, then runs the job from the second disk', () => {
     const lines = AGENT_SCRIPT.split('\n');
     expect(lines[0]).toBe('#!/bin/sh');
     expect(lines).toContain('exec >/dev/ttyS1 2>&1');
     expect(lines).toContain('systemctl is-system-running --wait >/dev/null 2>&1');
     expect(lines).toContain(`echo "${MARK} booted $(systemctl is-system-running 2>/dev/null)"`);
-    expect(lines).toContain("tr -d '\\000' < /dev/vdb > /run/imagefactory-job.sh");
+    expect(AGENT_SCRIPT.match(/\/dev\/vdb/g)).toHaveLength(2);
     expect(lines.filter(Boolean).at(-1)).toBe('exec sh /run/imagefactory-job.sh');
     expect(spawnSync('sh', ['-n', '-c', AGENT_SCRIPT]).status).toBe(0);
+  });
+
+  /** The agent with its devices replaced by files of `dir` and a systemctl that says the system runs. */
+  async function agentOnHost(dir: string): Promise<{ disk: string; out: string; run: () => ReturnType<typeof spawn> }> {
+    const disk = join(dir, 'job.img');
+    const out = join(dir, 'ttyS1');
+    await mkdir(join(dir, 'bin'), { recursive: true });
+    await writeFile(join(dir, 'bin', 'systemctl'), '#!/bin/sh\n[ "$1" = is-system-running ] && echo running\n', { mode: 0o755 });
+    const script = AGENT_SCRIPT.replaceAll('/dev/ttyS1', out).replaceAll('/dev/vdb', disk).replaceAll('/run/imagefactory-job.sh', join(dir, 'job.sh'));
+    return { disk, out, run: () => spawn('sh', ['-c', script], { env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}` }, stdio: 'ignore' }) };
+  }
+
+  it('waits for a job written after it booted, reads exactly the job past the page cache, and runs it', async () => {
+    // O_DIRECT needs a real filesystem (not tmpfs): /var/tmp.
+    const dir = await mkdtemp('/var/tmp/if-agent-');
+    try {
+      const agent = await agentOnHost(dir);
+      await emptyJobDisk(agent.disk);
+      expect((await stat(agent.disk)).size).toBe(JOB_DISK_BYTES);
+      const proc = agent.run();
+      const ended = new Promise<number | null>((r) => proc.on('close', r));
+      await new Promise((r) => setTimeout(r, 700));
+      expect(await readFile(agent.out, 'utf8')).toBe(`${MARK} booted running\n`);
+      const job = "echo 'ran the job'\nprintf 'last line without newline'";
+      expect(await writeJobDisk(agent.disk, job)).toBe(JOB_DISK_BYTES);
+      expect(await ended).toBe(0);
+      expect(await readFile(agent.out, 'utf8')).toBe(`${MARK} booted running\nran the job\nlast line without newline`);
+      expect(await readFile(join(dir, 'job.sh'), 'utf8')).toBe(job);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lays the job disk out as a header line with the length, then the job; a job bigger than the usual disk gets a bigger one', async () => {
+    expect(jobDiskImage('echo hi\n').toString()).toBe(`${JOB_HEADER} 8\necho hi\n`);
+    const dir = await mkdtemp('/var/tmp/if-agent-');
+    try {
+      const big = `: ${'x'.repeat(JOB_DISK_BYTES)}\n`;
+      const size = await writeJobDisk(join(dir, 'job.img'), big);
+      expect(size).toBe(JOB_DISK_BYTES + 1048576);
+      expect((await stat(join(dir, 'job.img'))).size).toBe(size);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("sets the guest's clock to the host's and stirs the host's random bytes into its pool first, when asked (a resumed guest wakes in the past)", () => {
+    const now = new Date('2026-12-02T14:00:00Z');
+    const entropy = Buffer.alloc(64, 7);
+    const lines = guestJob(jobTemplate(), full({ hostClock: { now, entropy } })).split('\n');
+    expect(lines.slice(0, 5)).toEqual([
+      'set -u',
+      `echo "${MARK} job-start"`,
+      'export DEBIAN_FRONTEND=noninteractive',
+      `date -u -s @${now.getTime() / 1000} >/dev/null`,
+      `printf '%s' '${entropy.toString('base64')}' | base64 -d > /dev/urandom`,
+    ]);
+    expect(guestJob(jobTemplate(), full())).not.toContain('date -u -s');
   });
 
   it('is started by a unit wanted by multi-user.target when the job disk is there', () => {
@@ -186,7 +245,7 @@ describe('the job script', () => {
       'rm -f /etc/apt/sources.list.d/imagefactory-drop_me.list',
       'rm -f /etc/apt/sources.list.d/imagefactory-drop2.list',
       'apt-get clean; rm -rf /var/lib/apt/lists/*',
-      ': > /etc/machine-id; rm -f /var/lib/dbus/machine-id',
+      ': > /etc/machine-id; rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed',
       'rm -f /etc/ssh/ssh_host_*',
       'find /var/log -type f -exec truncate -s 0 {} +',
       `rm -f /etc/systemd/system/multi-user.target.wants/${UNIT_NAME} /etc/systemd/system/${UNIT_NAME} ${AGENT_PATH} /run/imagefactory-*`,
@@ -319,10 +378,8 @@ function librariesOf(program: string): string[] {
   return [...out.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1]!);
 }
 
-function canChroot(): boolean {
-  if (!Object.values(HOST_PROGRAMS).every(existsSync) || !existsSync('/bin/busybox')) return false;
-  return spawnSync('chroot', ['/', '/bin/true']).status === 0;
-}
+/** What the chroot is made of, and chroot itself (root only). */
+const CHROOT_TOOLS = [file('/bin/dash', 'dash'), file('/usr/bin/mawk', 'mawk'), file('/bin/busybox', 'busybox-static'), { name: 'chroot (as root)', command: 'chroot', args: ['/', '/bin/true'] }];
 
 /** A chroot that looks like a Debian guest just before its customization. */
 async function makeGuestRoot(name: string, job: string, aptRc = 0): Promise<string> {
@@ -381,7 +438,7 @@ function runJob(root: string): { status: number | null; log: string } {
 const read = (root: string, path: string) => readFile(join(root, path), 'utf8');
 const stubLog = async (root: string) => (await read(root, 'stub.log')).trim().split('\n');
 
-describe.skipIf(!canChroot())('the job run in a chroot with stubbed system tools', () => {
+describeWithTools(CHROOT_TOOLS, 'the job run in a chroot with stubbed system tools', () => {
   it('runs everything in order, reports the manifest, cleans up and powers off', async () => {
     const root = await makeGuestRoot('ok-root', guestJob(jobTemplate(), full()));
     const { status, log } = runJob(root);

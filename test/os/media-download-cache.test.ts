@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -179,6 +179,22 @@ describe('the download cache', () => {
     expect(got).toMatchObject({ source: 'file', path: local, sizeBytes: 123 });
     await expect(cache.get(pathToFileURL(join(root.path, 'nope.iso')).toString())).rejects.toMatchObject({ code: 'download_failed' });
     expect(mirror.hits.get(f.path)).toBeUndefined();
+  });
+
+  it('with file_url_dirs, serves a file:// URL only by a real path inside them: a symlink out is file_url_forbidden', async () => {
+    const allowed = join(root.path, `isos-${serial}`);
+    await mkdir(allowed);
+    await writeFile(join(allowed, 'ok.iso'), 'iso');
+    const secret = join(root.path, `secret-${serial}`);
+    await writeFile(secret, 'host secret');
+    await symlink(secret, join(allowed, 'link.iso'));
+    const cache = new DownloadCache({ dir: cacheDir, fileUrlDirs: [allowed] });
+    expect(await cache.get(pathToFileURL(join(allowed, 'ok.iso')).toString())).toMatchObject({ source: 'file', path: join(allowed, 'ok.iso'), sizeBytes: 3 });
+    const refused = (url: string) => cache.get(url).then(() => 'served', (e: MediaError) => `${e.code}: ${e.message}`);
+    expect(await refused(pathToFileURL(join(allowed, 'link.iso')).toString())).toMatch(/^file_url_forbidden: file:\/\/.*link\.iso is a file of the build host outside file_url_dirs \(symlinks resolved\)$/);
+    expect(await refused(pathToFileURL(secret).toString())).toMatch(/^file_url_forbidden: /);
+    expect(await refused(pathToFileURL(join(allowed, 'absent.iso')).toString())).toMatch(/^download_failed: .*no such file$/);
+    expect(await readdir(cacheDir).catch(() => [])).toEqual([]);
   });
 
   it('looks URLs up in a local mirror directory first (host/path), and downloads what it lacks', async () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generatePreseed } from '../../src/os/answer/index.js';
 import { appendToInitrd, DownloadCache, locateInstaller, newcArchive } from '../../src/os/media/index.js';
 import { example, runTool, serveMirror, tempDir, toolAvailable } from './helpers.js';
+import { describeWithTools, tool } from '../tools.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };
 
@@ -40,7 +41,7 @@ beforeAll(async () => {
 });
 afterAll(async () => dir.cleanup());
 
-describe.skipIf(!toolAvailable('cpio'))('the newc cpio writer', () => {
+describeWithTools([tool('cpio')], 'the newc cpio writer', () => {
   it('writes archives that cpio lists and extracts, with parent directories', () => {
     const archive = newcArchive([
       { name: '/ks.cfg', data: 'text\npoweroff\n' },
@@ -63,7 +64,7 @@ describe.skipIf(!toolAvailable('cpio'))('the newc cpio writer', () => {
   });
 });
 
-describe.skipIf(!toolAvailable('cpio'))('appending the answer file to an initrd', () => {
+describeWithTools([tool('cpio')], 'appending the answer file to an initrd', () => {
   it('leaves the original bytes untouched and appends a gzip newc archive listing the answer file', async () => {
     const original = await makeInitrd('gz', 1001);
     const before = await readFile(original);

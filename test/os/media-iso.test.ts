@@ -11,6 +11,7 @@ import {
   remasterIso,
 } from '../../src/os/media/index.js';
 import { example, runTool, tempDir, toolAvailable } from './helpers.js';
+import { describeWithTools, tool } from '../tools.js';
 
 let dir: { path: string; cleanup: () => Promise<void> };
 let tinyIso: string;
@@ -32,7 +33,7 @@ beforeAll(async () => {
 });
 afterAll(async () => dir.cleanup());
 
-describe.skipIf(!toolAvailable('xorriso', ['-version']))('remastering an install ISO', () => {
+describeWithTools([tool('xorriso', ['-version'])], 'remastering an install ISO', () => {
   it('adds /ks.cfg, keeps every original file, the volume id and the boot record', async () => {
     const answer = generateKickstart(example('fedora-40'));
     const ks = join(dir.path, 'ks.cfg');

@@ -203,6 +203,15 @@ describe('cloud plugin matching', () => {
     expect(registry.findCloud('EC2')).toBeNull();
   });
 
+  it('loads the shipped cloud plugins as built-ins: one .info per cloud, matched by target name', async () => {
+    const registry = await discoverPlugins([new URL('../../conf/plugins.d', import.meta.url).pathname]);
+    const ids = Object.fromEntries(['ec2', 'openstack-kvm', 'gce', 'hyperv', 'azure', 'vsphere', 'ova', 'rhevm', 'ovirt', 'libvirt', 'docker', 'raw', 'qcow2', 'vmdk', 'vhd', 'vhdx'].map((t) => [t, registry.findCloud(t)?.entry.id]));
+    expect(ids).toEqual({ ec2: 'EC2', 'openstack-kvm': 'OpenStack', gce: 'GCE', hyperv: 'HyperV', azure: 'HyperV', vsphere: 'VSphere', ova: 'OVA', rhevm: 'RHEVM', ovirt: 'RHEVM', libvirt: 'Libvirt', docker: 'Docker', raw: 'Formats', qcow2: 'Formats', vmdk: 'Formats', vhd: 'Formats', vhdx: 'Formats' });
+    const ec2 = registry.findCloud('ec2')!.plugin as { check: unknown; adapt: { run: unknown; undo: unknown }; convert: { run: unknown; undo: unknown } };
+    expect([typeof ec2.check, typeof ec2.adapt.run, typeof ec2.adapt.undo, typeof ec2.convert.run, typeof ec2.convert.undo]).toEqual(['function', 'function', 'function', 'function', 'function']);
+    expect(registry.list().filter((e) => e.error !== null)).toEqual([]);
+  });
+
   it('lists a cloud plugin without a module, or whose module has no default export, as broken', async () => {
     const dir = temp.make();
     writeInfo(dir, 'NoModule', infoDoc('cloud', [['gce']]));
@@ -211,7 +220,7 @@ describe('cloud plugin matching', () => {
 
     const registry = await discoverPlugins([dir]);
 
-    expect(errorOf(registry, 'NoModule')).toBe('no module given, and there are no built-in cloud plugins');
+    expect(errorOf(registry, 'NoModule')).toBe('no module given, and there is no built-in cloud plugin "NoModule"');
     expect(errorOf(registry, 'NoDefault')).toBe('module "./named.mjs" has no default export');
     expect(registry.findCloud('gce')).toBeNull();
     expect(registry.findCloud('vsphere')).toBeNull();

@@ -134,7 +134,8 @@ describe('WorkerPool.sha256', () => {
     const seconds = (performance.now() - started) / 1000;
     expect(digests).toEqual([zeros1gDigest, zeros1gDigest]);
     console.info(`2 × 1 GiB sparse in parallel: ${((2 * 1024) / seconds).toFixed(0)} MiB/s in all, max event-loop lag ${maxLag.toFixed(1)} ms, progress reports ${reports.join(' + ')}`);
-    expect(maxLag).toBeLessThan(100);
+    // Hashing 2 GiB on the event loop would block it for seconds; a busy CI machine alone accounts for tens of milliseconds.
+    expect(maxLag).toBeLessThan(250);
     // At most one report per 1 % plus one per 100 ms, plus the first and the last.
     for (const count of reports) expect(count).toBeLessThanOrEqual(100 + Math.ceil((seconds * 1000) / 100) + 2);
   }, 60_000);

@@ -50,7 +50,7 @@ describe('body files', () => {
     bodies.ensureDir();
     writeFileSync(bodies.pathFor(ID), 'disk');
     bodies.freeze(ID);
-    expect(statSync(bodies.pathFor(ID)).mode & 0o777).toBe(0o444);
+    expect(statSync(bodies.pathFor(ID)).mode & 0o777).toBe(0o400);
     expect(bodies.remove(ID)).toBe(true);
     expect(existsSync(bodies.pathFor(ID))).toBe(false);
   });

@@ -2,7 +2,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Catalog, SCHEMA_VERSION, STATUSES, StoreError, type ImageRecord } from '../../src/store/index.js';
+import { Catalog, SCHEMA_VERSION, StoreError } from '../../src/store/index.js';
+import { STATUSES, type ImageRecord } from '../../src/model/index.js';
 import { imageRecord, useTempDirs } from './helpers.js';
 
 const tempDir = useTempDirs('ifstore-catalog-');

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect } from 'vitest';
-import { newImageRecord, type ImageRecord } from '../../src/store/index.js';
+import { newImageRecord, type ImageRecord } from '../../src/model/index.js';
 
 /**
  * Returns a maker of fresh temp directories under os.tmpdir(); after each

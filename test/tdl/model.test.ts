@@ -72,7 +72,7 @@ describe('the typed template model', () => {
       tdl(
         '<description>d</description><packages><package name="jq"><arguments>-y</arguments></package></packages>',
         os(
-          '<install type="iso"><iso>http://x/d.iso</iso><sha256sum>http://x/SUMS</sha256sum><extras><file source="file:///a" destination="/b"/></extras></install><rootpw>pw</rootpw><icicle><extra_command>echo</extra_command></icicle>',
+          '<install type="iso"><iso>http://x/d.iso</iso><sha256sum>http://x/SUMS</sha256sum><extras><file source="http://x/a" destination="/b"/></extras></install><rootpw>pw</rootpw><icicle><extra_command>echo</extra_command></icicle>',
           '<name>Fedora</name><version>40</version><arch>aarch64</arch>',
         ),
       ),
@@ -81,7 +81,7 @@ describe('the typed template model', () => {
       name: 'Fedora',
       version: '40',
       arch: 'aarch64',
-      install: { type: 'iso', iso: 'http://x/d.iso', checksum: { kind: 'sha256', url: 'http://x/SUMS' }, extras: [{ kind: 'file', source: 'file:///a', destination: '/b' }] },
+      install: { type: 'iso', iso: 'http://x/d.iso', checksum: { kind: 'sha256', url: 'http://x/SUMS' }, extras: [{ kind: 'file', source: 'http://x/a', destination: '/b' }] },
       rootpw: 'pw',
       key: null,
       kernelparam: null,

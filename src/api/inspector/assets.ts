@@ -70,6 +70,15 @@ export const INSPECTOR_ASSETS: readonly InspectorAsset[] = [
     // The source map is not served; without this line a browser's devtools would ask for it.
     transform: (text) => text.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'),
   },
+  {
+    // Imported by the page's script as `../auth/signature-base.js`: the OAuth base string, shared with the daemon's verifier.
+    path: '/inspector/auth/signature-base.js',
+    produces: JS,
+    contentType: 'text/javascript; charset=utf-8',
+    file: () => join(compiled, '..', 'auth', 'signature-base.js'),
+    description: 'the OAuth 1.0a signature base string the page signs its requests with (compiled from src/api/auth/signature-base.ts)',
+    transform: (text) => text.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'),
+  },
   { path: '/inspector/assets/inspector.css', produces: CSS, contentType: 'text/css; charset=utf-8', file: () => join(here, 'inspector.css'), description: "the page's stylesheet" },
   {
     path: '/inspector/assets/viz.js',

@@ -10,6 +10,8 @@
  * exported so tests pin what is drawn; the DOM half starts only on the page.
  */
 
+import { queryParams, signatureBaseString, signingKey, type Param } from '../auth/signature-base.js';
+
 // ---- machine definition → DOT ----------------------------------------------
 
 /** A transition as `machine.toJSON()` writes it. */
@@ -320,8 +322,94 @@ function pageHash(kind: Kind, id: string): string {
   return `#/${COLLECTION[kind]}/${encodeURIComponent(id)}`;
 }
 
+// ---- OAuth in the browser ------------------------------------------------------
+
+/** A consumer key and secret the user typed, kept for this tab only (sessionStorage). */
+export interface Credentials {
+  key: string;
+  secret: string;
+  method: 'HMAC-SHA1' | 'HMAC-SHA256';
+}
+
+const CREDENTIALS_ITEM = 'imagefactory.inspector.oauth';
+
+function base64(bytes: Uint8Array): string {
+  let text = '';
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text);
+}
+
+/**
+ * The OAuth 1.0a protocol parameters, `oauth_signature` included, for a
+ * request of this page (WebCrypto, so only in a secure context: HTTPS or
+ * loopback). The base string is built by the same module the daemon checks
+ * it with.
+ */
+export async function signForBrowser(method: string, url: URL, creds: Credentials, at = { timestamp: Math.floor(Date.now() / 1000), nonce: '' }): Promise<Param[]> {
+  const nonce = at.nonce || base64(crypto.getRandomValues(new Uint8Array(16))).replace(/[^A-Za-z0-9]/g, '');
+  const protocol: Param[] = [
+    ['oauth_consumer_key', creds.key],
+    ['oauth_nonce', nonce],
+    ['oauth_signature_method', creds.method],
+    ['oauth_timestamp', String(at.timestamp)],
+    ['oauth_version', '1.0'],
+  ];
+  const encoder = new TextEncoder();
+  const key = await crypto.subtle.importKey('raw', encoder.encode(signingKey(creds.secret)), { name: 'HMAC', hash: creds.method === 'HMAC-SHA256' ? 'SHA-256' : 'SHA-1' }, false, ['sign']);
+  const base = signatureBaseString(method, url, [...queryParams(url), ...protocol]);
+  const signature = new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(base)));
+  return [...protocol, ['oauth_signature', base64(signature)]];
+}
+
+/** Raised when the daemon asks for a signature (401): the page shows its sign-in form. */
+class NeedsCredentials extends Error {}
+
+let credentials: Credentials | null = null;
+let onNeedsCredentials: (message: string, signed: boolean) => void = () => undefined;
+
+function loadCredentials(): void {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(CREDENTIALS_ITEM) ?? 'null') as Credentials | null;
+    credentials = saved && typeof saved.key === 'string' && typeof saved.secret === 'string' ? saved : null;
+  } catch {
+    credentials = null;
+  }
+}
+
+/** `path` (with its query) as an absolute URL whose query carries a fresh signature: for EventSource, which cannot send headers. */
+async function signedUrl(path: string): Promise<string> {
+  const url = new URL(path, location.href);
+  if (!credentials) return url.pathname + url.search;
+  for (const [name, value] of await signForBrowser('GET', url, credentials)) url.searchParams.append(name, value);
+  return url.pathname + url.search;
+}
+
+/** fetch() with an `Authorization: OAuth …` header when the user signed in; a 401 asks for credentials. */
+async function apiFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  const signedWith = credentials;
+  if (signedWith) {
+    const url = new URL(path, location.href);
+    const params = await signForBrowser(init.method ?? 'GET', url, signedWith);
+    headers.set('authorization', `OAuth ${params.map(([n, v]) => `${n}="${encodeURIComponent(v)}"`).join(', ')}`);
+  }
+  const res = await fetch(path, { ...init, headers });
+  if (res.status === 401) {
+    let message = 'this daemon needs an OAuth consumer key and secret';
+    try {
+      const body = (await res.json()) as { error?: { message?: string } };
+      if (signedWith && body.error?.message) message = body.error.message;
+    } catch {
+      // not JSON: keep the general message
+    }
+    onNeedsCredentials(message, signedWith !== null);
+    throw new NeedsCredentials(message);
+  }
+  return res;
+}
+
 async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(url, { headers: { accept: 'application/json' }, ...(signal ? { signal } : {}) });
+  const res = await apiFetch(url, { headers: { accept: 'application/json' }, ...(signal ? { signal } : {}) });
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;
     try {
@@ -397,6 +485,11 @@ class Inspector {
     chart: must<HTMLElement>('chart'),
     timeline: must<HTMLTableSectionElement>('timeline-body'),
     log: must<HTMLElement>('log'),
+    login: must<HTMLFormElement>('login'),
+    loginWhy: must<HTMLElement>('login-why'),
+    loginKey: must<HTMLInputElement>('login-key'),
+    loginSecret: must<HTMLInputElement>('login-secret'),
+    loginMethod: must<HTMLSelectElement>('login-method'),
   };
 
   constructor() {
@@ -406,6 +499,17 @@ class Inspector {
   }
 
   start(): void {
+    loadCredentials();
+    onNeedsCredentials = (message, signed) => this.askForCredentials(message, signed);
+    this.ui.login.addEventListener('submit', (e) => {
+      e.preventDefault();
+      credentials = { key: this.ui.loginKey.value.trim(), secret: this.ui.loginSecret.value, method: this.ui.loginMethod.value === 'HMAC-SHA256' ? 'HMAC-SHA256' : 'HMAC-SHA1' };
+      sessionStorage.setItem(CREDENTIALS_ITEM, JSON.stringify(credentials));
+      this.ui.loginSecret.value = '';
+      this.ui.login.hidden = true;
+      this.connect();
+      void this.loadList().then(() => this.followHash(true));
+    });
     this.ui.statusFilter.addEventListener('change', () => this.renderList());
     this.ui.kindFilter.addEventListener('change', () => this.renderList());
     window.addEventListener('hashchange', () => this.followHash());
@@ -413,6 +517,23 @@ class Inspector {
     setInterval(() => this.tickTimeline(), 1000);
     this.connect();
     void this.loadList().then(() => this.followHash());
+  }
+
+  /** Shows the sign-in form (once), stops the event stream, and says why. */
+  private askForCredentials(message: string, signed: boolean): void {
+    this.events?.close();
+    this.events = null;
+    this.setConnection('signed-out', 'sign in');
+    const insecure = typeof crypto === 'undefined' || !crypto.subtle;
+    // Requests in flight when the first refusal came answer too: the reason of a signed one is kept over the general one.
+    if (insecure) this.ui.loginWhy.textContent = 'Signing requests needs a secure page (HTTPS, or this host over loopback).';
+    else if (signed || this.ui.login.hidden) this.ui.loginWhy.textContent = message;
+    if (credentials) {
+      credentials = null;
+      sessionStorage.removeItem(CREDENTIALS_ITEM);
+    }
+    this.ui.login.hidden = false;
+    this.ui.listEmpty.textContent = 'Sign in to see the builds.';
   }
 
   // ---- the list ------------------------------------------------------------
@@ -424,7 +545,7 @@ class Inspector {
         return (body[COLLECTION[kind]] ?? []).map((wrapped) => ({ kind, summary: wrapped[SINGULAR[kind]]! }));
       }),
     ).catch((e: Error) => {
-      this.ui.listEmpty.textContent = `Could not list builds: ${e.message}`;
+      if (!(e instanceof NeedsCredentials)) this.ui.listEmpty.textContent = `Could not list builds: ${e.message}`;
       return [];
     });
     const seen = new Set<string>();
@@ -525,7 +646,12 @@ class Inspector {
   // ---- live events ---------------------------------------------------------
 
   private connect(): void {
-    const events = (this.events = new EventSource(`${API}/events`));
+    void signedUrl(`${API}/events`).then((url) => this.open(url), () => this.setConnection('reconnecting', 'cannot sign the event stream'));
+  }
+
+  private open(url: string): void {
+    this.events?.close();
+    const events = (this.events = new EventSource(url));
     const handle = (type: string) => (e: MessageEvent<string>) => {
       try {
         this.onEvent(type, JSON.parse(e.data) as EventJson);
@@ -547,6 +673,11 @@ class Inspector {
     events.addEventListener('error', () => {
       this.wasDisconnected = true;
       this.setConnection('reconnecting', 'reconnecting…');
+      // A signed URL cannot be used twice (its nonce is spent), and a refused stream is not retried by the browser: reconnect with a fresh one.
+      if (credentials || events.readyState === EventSource.CLOSED) {
+        events.close();
+        if (this.events === events) setTimeout(() => this.events === events && this.connect(), 2000);
+      }
     });
   }
 
@@ -823,7 +954,7 @@ class Inspector {
   /** The tail of the build log, streamed while the build runs. */
   private async followLog(sel: Selection, url: string): Promise<void> {
     try {
-      const res = await fetch(url, { signal: sel.abort.signal, headers: { accept: 'text/plain' } });
+      const res = await apiFetch(url, { signal: sel.abort.signal, headers: { accept: 'text/plain' } });
       if (!res.ok || !res.body) throw new Error(`${res.status} ${res.statusText}`);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {

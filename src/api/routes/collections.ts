@@ -1,7 +1,8 @@
-import type { EngineApi } from '../../engine/types.js';
-import type { ImageKind, ImageRecord } from '../../store/types.js';
+import type { EngineApi, SubmitOptions } from '../../engine/types.js';
+import type { ImageKind, ImageRecord } from '../../model/index.js';
 import { readBody } from '../body.js';
 import { locate, type Located } from '../locate.js';
+import { prefersStrictHandling, STRICT_APPLIED } from '../prefer.js';
 import { COLLECTION_LOCATIONS, KIND_NAMES } from '../paths.js';
 import { imageHref, presentImage, presentSummary, requestBaseUrl, wrapImage } from '../present.js';
 import { baseImageRequest, providerImageRequest, targetImageRequest } from '../requests.js';
@@ -30,9 +31,10 @@ export function collectionRoutes(): RouteDef[] {
       handle: async (req, res, ctx) => {
         const parents = locate(ctx.engine, req.params);
         const body = await readBody(req, ctx.maxBodyBytes);
-        const image = submit(ctx.engine, kind, body, parents);
+        const strict = prefersStrictHandling(req);
+        const image = submit(ctx.engine, kind, body, parents, { invalidTemplate: strict ? 'refuse' : 'fail' });
         const baseUrl = requestBaseUrl(req);
-        sendJson(res, 202, wrapImage(image, presentImage(image, baseUrl)), { location: imageHref(image, baseUrl) });
+        sendJson(res, 202, wrapImage(image, presentImage(image, baseUrl)), { location: imageHref(image, baseUrl), ...(strict ? STRICT_APPLIED : {}) });
       },
     },
   ]);
@@ -48,13 +50,13 @@ function listUnder(engine: EngineApi, kind: ImageKind, parents: Located): ImageR
     .filter((i) => i.kind === kind && (!baseImageId || i.baseImageId === baseImageId) && (!targetImageId || i.targetImageId === targetImageId));
 }
 
-function submit(engine: EngineApi, kind: ImageKind, body: Awaited<ReturnType<typeof readBody>>, parents: Located): ImageRecord {
+function submit(engine: EngineApi, kind: ImageKind, body: Awaited<ReturnType<typeof readBody>>, parents: Located, opts: SubmitOptions): ImageRecord {
   switch (kind) {
     case 'BaseImage':
-      return engine.submitBaseImage(baseImageRequest(body));
+      return engine.submitBaseImage(baseImageRequest(body), opts);
     case 'TargetImage':
-      return engine.submitTargetImage(targetImageRequest(body, parents.BaseImage?.id));
+      return engine.submitTargetImage(targetImageRequest(body, parents.BaseImage?.id), opts);
     case 'ProviderImage':
-      return engine.submitProviderImage(providerImageRequest(body, parents.TargetImage?.id));
+      return engine.submitProviderImage(providerImageRequest(body, parents.TargetImage?.id), opts);
   }
 }

@@ -1,9 +1,9 @@
 import { ApiError } from '../errors.js';
 import { BASE_PATH } from '../paths.js';
 import { requestBaseUrl } from '../present.js';
-import { queryParam, trackStream, type RouteDef } from '../route.js';
+import { queryParam, type RouteDef } from '../route.js';
 import { eventData, formatComment, formatEvent } from '../sse.js';
-import { writeOrDrop } from '../streams.js';
+import { admitStream, writeOrDrop } from '../streams.js';
 
 /**
  * `GET /imagefactory/events`: Server-Sent Events, one per transition,
@@ -19,6 +19,7 @@ export function eventRoutes(): RouteDef[] {
       handle: (req, res, ctx) => {
         const only = queryParam(req, 'id') || undefined;
         if (only !== undefined && !ctx.engine.getImage(only)) throw new ApiError(404, 'image_not_found', `no image with id ${only}`);
+        if (req.method !== 'HEAD') admitStream(ctx, req, res);
         res.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-store',
@@ -29,7 +30,6 @@ export function eventRoutes(): RouteDef[] {
           res.end();
           return;
         }
-        trackStream(ctx, res);
         const baseUrl = requestBaseUrl(req);
         const write = (text: string) => writeOrDrop(res, text, ctx.log, 'events');
         write(formatComment(only ? `events of image ${only}` : 'events of every image'));

@@ -2,6 +2,7 @@ import { readBody } from '../body.js';
 import { locateImage } from '../locate.js';
 import { IMAGE_LOCATIONS } from '../paths.js';
 import { presentImage, requestBaseUrl, wrapImage } from '../present.js';
+import { relationsOf } from '../relations.js';
 import { deleteOptions } from '../requests.js';
 import { sendJson, sendNoContent } from '../respond.js';
 import { queryParams, type RouteDef } from '../route.js';
@@ -15,7 +16,8 @@ export function imageRoutes(): RouteDef[] {
       produces: 'application/json',
       handle: (req, res, ctx) => {
         const image = locateImage(ctx.engine, kind, req.params);
-        sendJson(res, 200, wrapImage(image, presentImage(image, requestBaseUrl(req))));
+        const baseUrl = requestBaseUrl(req);
+        sendJson(res, 200, wrapImage(image, { ...presentImage(image, baseUrl), ...relationsOf(ctx.engine, image, baseUrl) }));
       },
     },
     {

@@ -6,6 +6,7 @@ import { imageRoutes } from './image.js';
 import { inspectorRoutes } from './inspector.js';
 import { logRoutes } from './log.js';
 import { machineRoutes } from './machine.js';
+import { metricsRoutes } from './metrics.js';
 import { openApiRoutes } from './openapi.js';
 import { pluginRoutes } from './plugins.js';
 import { rawImageRoutes } from './raw-image.js';
@@ -27,5 +28,6 @@ export function allRoutes(): RouteDef[] {
     ...machineRoutes(),
     ...logRoutes(),
     ...inspectorRoutes(),
+    ...metricsRoutes(),
   ];
 }

@@ -3,11 +3,11 @@ import { stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Request } from 'polka';
-import type { ImageRecord } from '../../store/types.js';
+import type { ImageRecord } from '../../model/index.js';
 import { locateImage } from '../locate.js';
 import { IMAGE_LOCATIONS } from '../paths.js';
-import { queryFlag, trackStream, type RouteContext, type RouteDef } from '../route.js';
-import { isFinal, writeOrDrop } from '../streams.js';
+import { queryFlag, type RouteContext, type RouteDef } from '../route.js';
+import { admitStream, isFinal, writeOrDrop } from '../streams.js';
 
 const TEXT_HEADERS = {
   'content-type': 'text/plain; charset=utf-8',
@@ -53,13 +53,13 @@ async function sendLog(req: Request, res: ServerResponse, ctx: RouteContext, ima
  * file, the chunks after it are queued until the replay is done.
  */
 function followLog(req: Request, res: ServerResponse, ctx: RouteContext, image: ImageRecord, file: string | null): void {
+  if (req.method !== 'HEAD') admitStream(ctx, req, res);
   res.writeHead(200, { ...TEXT_HEADERS, 'x-accel-buffering': 'no' });
   if (req.method === 'HEAD') {
     res.end();
     return;
   }
   res.flushHeaders();
-  trackStream(ctx, res);
   const what = `log ${image.id}`;
   const write = (chunk: string | Buffer) => writeOrDrop(res, chunk, ctx.log, what);
   const queued: string[] = [];

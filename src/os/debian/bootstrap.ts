@@ -1,6 +1,9 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Repository, Template } from '../../tdl/index.js';
 import type { KernelFlavour, Release } from './releases.js';
 import { ARCHES } from './releases.js';
+import { shellQuote } from '../../shell-quote.js';
 
 /** What every image gets besides the template's packages: a kernel, an init, a network and ssh. */
 export function basePackages(release: Release, arch: string, kernel: KernelFlavour = 'cloud'): string[] {
@@ -52,6 +55,29 @@ export interface BootstrapArgs {
   packageCache: string | null;
   /** Packages installed by the bootstrap; without precommands, the template's are among them. */
   packages: string[];
+  /** The template repositories the host may use (see repositories.ts); the others are the guest's. */
+  hostRepositories: Repository[];
+  /** The distribution's archive keyring: the only key the host bootstrap trusts. */
+  keyring: string | null;
+  /**
+   * Directory holding each host repository's source file (`sourceFiles`),
+   * copied into the tree by a hook: mmdebstrap prints every hook it runs,
+   * and a source line may carry credentials.
+   */
+  sourcesDir: string;
+  /** Keep apt's package lists in the tree: the guest installs packages next, and need not download the mirror's index again. */
+  keepPackageLists?: boolean;
+}
+
+/** Writes `sourceFiles` into `dir` (private: a source line may carry credentials). */
+export async function writeSourceFiles(dir: string, repos: Repository[], suite: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const f of sourceFiles(repos, suite)) await writeFile(join(dir, f.name), f.text, { mode: 0o600 });
+}
+
+/** The source file of each repository: its name in sources.list.d and its text. */
+export function sourceFiles(repos: Repository[], suite: string): { name: string; text: string }[] {
+  return repos.map((repo) => ({ name: repositoryFile(repo).split('/').pop()!, text: `${sourceLine(repo, suite)}\n` }));
 }
 
 const UPDATE_INITRAMFS = '/usr/sbin/update-initramfs';
@@ -59,12 +85,17 @@ const UPDATE_INITRAMFS = '/usr/sbin/update-initramfs';
 /** The mmdebstrap command line that builds the root tree of a Debian or Ubuntu image on the host. */
 export function mmdebstrapArgs(a: BootstrapArgs): string[] {
   const arch = ARCHES[a.template.os.arch]!.debian;
-  const args = ['--mode=root', '--variant=minbase', `--architectures=${arch}`, `--include=${[...new Set(a.packages)].join(',')}`];
+  // unshare mode, run as root, keeps root but gives mmdebstrap private mount and pid namespaces: the /proc,
+  // /sys and /dev it mounts in the tree vanish with it however it ends (even SIGKILL), never left on the host.
+  const args = ['--mode=unshare', '--variant=minbase', `--architectures=${arch}`, `--include=${[...new Set(a.packages)].join(',')}`];
+  // Only the distribution's key verifies what the host installs: not /etc/apt/trusted.gpg{,.d} of the host, which may trust anything.
+  if (a.keyring) args.push(`--keyring=${a.keyring}`);
   if (a.release.distro === 'Ubuntu') args.push('--components=main,universe');
-  for (const opt of aptTlsOptions(a.template.repositories)) args.push(`--aptopt=${opt}`);
+  if (a.keepPackageLists) args.push('--skip=cleanup/apt/lists');
+  for (const opt of aptTlsOptions(a.hostRepositories)) args.push(`--aptopt=${opt}`);
   // Template repositories go in files of their own so that non-persisted ones can be removed at the end.
-  for (const repo of a.template.repositories) {
-    args.push(`--setup-hook=mkdir -p "$1/etc/apt/sources.list.d" && printf '%s\\n' ${shellQuote(sourceLine(repo, a.release.suite))} > "$1${repositoryFile(repo)}"`);
+  for (const { name } of sourceFiles(a.hostRepositories, a.release.suite)) {
+    args.push(`--setup-hook=mkdir -p "$1/etc/apt/sources.list.d" && cp ${shellQuote(`${a.sourcesDir}/${name}`)} "$1/etc/apt/sources.list.d/${name}"`);
   }
   // The kernel's postinst and the initramfs-tools trigger would each build the initramfs (≈ 20 s apiece):
   // a no-op stands in for update-initramfs while packages install, and it runs once at the end.
@@ -85,6 +116,3 @@ export function mmdebstrapArgs(a: BootstrapArgs): string[] {
   return args;
 }
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}

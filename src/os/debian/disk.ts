@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunResult } from '../plugin.js';
 import type { RunTool } from '../media/tools.js';
+import { TreeWriter } from '../tree-writer.js';
 
 
 const SECTOR = 512;
@@ -26,7 +27,7 @@ async function must(run: RunTool, command: string, args: string[], options?: { i
 
 /** The newest kernel and its initrd in the tree's /boot. */
 export async function findKernel(tree: string): Promise<{ kernel: string; initrd: string }> {
-  const boot = await readdir(join(tree, 'boot'));
+  const boot = await TreeWriter.with(tree, (t) => t.readdir('/boot'));
   const kernels = boot.filter((f) => f.startsWith('vmlinuz-')).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const kernel = kernels.at(-1);
   if (!kernel) throw new Error(`no kernel in ${join(tree, 'boot')}: the bootstrap must include a linux-image package`);
@@ -40,31 +41,33 @@ export async function findKernel(tree: string): Promise<{ kernel: string; initrd
  * root by UUID (no udev on the build host to resolve labels) and a GRUB
  * config with a serial console.
  */
-export async function prepareTreeForBoot(tree: string, rootUuid: string, extraCmdline = ''): Promise<DiskLayout> {
-  const { kernel, initrd } = await findKernel(tree);
-  await writeFile(join(tree, 'etc/fstab'), `UUID=${rootUuid} / ext4 errors=remount-ro 0 1\n`);
-  const grubDir = join(tree, 'boot/grub');
-  await mkdir(join(grubDir, 'i386-pc'), { recursive: true });
-  for (const f of await readdir(GRUB_PC_DIR)) {
-    if (f.endsWith('.mod') || f.endsWith('.lst')) await copyFile(join(GRUB_PC_DIR, f), join(grubDir, 'i386-pc', f));
-  }
-  const cmdline = `root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 ${extraCmdline}`.trim();
-  await writeFile(
-    join(grubDir, 'grub.cfg'),
-    [
-      'set timeout=1',
-      'serial --unit=0 --speed=115200',
-      'terminal_input console serial',
-      'terminal_output console serial',
-      `menuentry 'Debian GNU/Linux' {`,
-      `  search --no-floppy --fs-uuid --set=root ${rootUuid}`,
-      `  linux /boot/${kernel} ${cmdline}`,
-      `  initrd /boot/${initrd}`,
-      '}',
-      '',
-    ].join('\n'),
-  );
-  return { rootUuid, kernel, initrd };
+export async function prepareTreeForBoot(root: string, rootUuid: string, extraCmdline = ''): Promise<DiskLayout> {
+  const { kernel, initrd } = await findKernel(root);
+  // Through the tree writer: a template file or a package may have made any of these paths a symlink.
+  return TreeWriter.with(root, async (tree) => {
+    await tree.writeFile('/etc/fstab', `UUID=${rootUuid} / ext4 errors=remount-ro 0 1\n`);
+    for (const f of await readdir(GRUB_PC_DIR)) {
+      if (f.endsWith('.mod') || f.endsWith('.lst')) await tree.writeFile(`/boot/grub/i386-pc/${f}`, await readFile(join(GRUB_PC_DIR, f)));
+    }
+    const cmdline = `root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 ${extraCmdline}`.trim();
+    await tree.writeFile(
+      '/boot/grub/grub.cfg',
+      [
+        // Cloud images boot unattended (Debian's own cloud images do the same); a second here is a second of every boot.
+        'set timeout=0',
+        'serial --unit=0 --speed=115200',
+        'terminal_input console serial',
+        'terminal_output console serial',
+        `menuentry 'Debian GNU/Linux' {`,
+        `  search --no-floppy --fs-uuid --set=root ${rootUuid}`,
+        `  linux /boot/${kernel} ${cmdline}`,
+        `  initrd /boot/${initrd}`,
+        '}',
+        '',
+      ].join('\n'),
+    );
+    return { rootUuid, kernel, initrd };
+  });
 }
 
 /**

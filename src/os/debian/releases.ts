@@ -23,6 +23,12 @@ export function releaseOf(name: string, version: string): Release | null {
   return null;
 }
 
+/** The archive keyring of each distribution on a Debian host (packages debian-archive-keyring, ubuntu-keyring). */
+export const ARCHIVE_KEYRINGS: Record<Release['distro'], string> = {
+  Debian: '/usr/share/keyrings/debian-archive-keyring.gpg',
+  Ubuntu: '/usr/share/keyrings/ubuntu-archive-keyring.gpg',
+};
+
 export const KERNEL_FLAVOURS = ['cloud', 'generic'] as const;
 export type KernelFlavour = (typeof KERNEL_FLAVOURS)[number];
 

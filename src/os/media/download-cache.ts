@@ -6,6 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
+import { allowedHostFile } from '../allowed-host-file.js';
 import { MediaError } from './errors.js';
 
 export interface DownloadCacheOptions {
@@ -18,6 +19,12 @@ export interface DownloadCacheOptions {
    * served from `<mirrorDir>/host/path/x` when that file exists.
    */
   mirrorDir?: string;
+  /**
+   * The configuration's `file_url_dirs`: when given, a `file://` URL is
+   * served only if its real path is inside one of them (a template's media
+   * must not hand the guest any other host file).
+   */
+  fileUrlDirs?: readonly string[];
 }
 
 export interface DownloadProgress {
@@ -81,6 +88,7 @@ export class DownloadCache {
   readonly dir: string;
   readonly maxBytes: number;
   readonly mirrorDir: string | null;
+  readonly fileUrlDirs: readonly string[] | null;
   readonly #inflight = new Map<string, SharedDownload>();
   readonly #pins = new Map<string, number>();
 
@@ -88,6 +96,7 @@ export class DownloadCache {
     this.dir = resolve(options.dir);
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.mirrorDir = options.mirrorDir ? resolve(options.mirrorDir) : null;
+    this.fileUrlDirs = options.fileUrlDirs ?? null;
   }
 
   /** The cache file name of a URL and expected checksum: a hash for uniqueness, the URL's basename for people. */
@@ -101,7 +110,7 @@ export class DownloadCache {
     const signal = options.signal ?? new AbortController().signal;
     throwIfAborted(signal, url);
     const parsed = parseUrl(url);
-    if (parsed.protocol === 'file:') return this.#local(fileURLToPath(parsed), 'file', url, options, signal);
+    if (parsed.protocol === 'file:') return this.#local(await this.#hostFile(url, parsed), 'file', url, options, signal);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new MediaError('invalid_argument', `cannot download ${describeUrl(url)}: only http, https and file URLs are supported`);
     }
@@ -162,6 +171,14 @@ export class DownloadCache {
     }
     await this.#removeStaleTemporaries();
     return evicted;
+  }
+
+  async #hostFile(url: string, parsed: URL): Promise<string> {
+    if (this.fileUrlDirs === null) return fileURLToPath(parsed);
+    const allowed = await allowedHostFile(url, this.fileUrlDirs);
+    if ('path' in allowed) return allowed.path;
+    if (allowed.problem === 'missing') throw new MediaError('download_failed', `${describeUrl(url)}: no such file`);
+    throw new MediaError('file_url_forbidden', `${describeUrl(url)} is a file of the build host outside file_url_dirs (symlinks resolved)`);
   }
 
   async #local(path: string, source: 'file' | 'mirror', url: string, options: GetOptions, signal: AbortSignal): Promise<CachedFile> {

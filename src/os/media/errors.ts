@@ -7,7 +7,8 @@ export type MediaErrorCode =
   | 'installer_not_found'
   | 'iso_invalid'
   | 'tool_failed'
-  | 'invalid_argument';
+  | 'invalid_argument'
+  | 'file_url_forbidden';
 
 export class MediaError extends Error {
   constructor(

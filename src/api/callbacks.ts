@@ -1,3 +1,6 @@
+import type { EngineApi } from '../engine/types.js';
+import { isFinalStatus, type ImageRecord } from '../model/index.js';
+
 /**
  * `parameters.callbacks`: every status change is PUT to each URL as the
  * image's JSON, retried with backoff, never blocking the build. Credentials
@@ -50,4 +53,37 @@ export async function deliverCallback(url: string, body: unknown, opts: Callback
     if (attempt < retries) await new Promise((r) => setTimeout(r, base * 2 ** attempt));
   }
   return false;
+}
+
+/**
+ * Delivers `parameters.callbacks` as a listener on the engine's events: at
+ * every status change of an image, each URL gets the image's JSON, in
+ * status order per image, never blocking a build. A delivery that fails is
+ * logged in the build's log, and never reaches the engine or the daemon.
+ */
+export function attachCallbacks(engine: EngineApi, opts: { present: (image: ImageRecord) => unknown; deliver?: typeof deliverCallback }): () => void {
+  const deliver = opts.deliver ?? deliverCallback;
+  const lastStatus = new Map<string, string>();
+  const chains = new Map<string, Promise<unknown>>();
+  return engine.subscribe((event) => {
+    const { image } = event;
+    if (event.type === 'deleted') {
+      lastStatus.delete(image.id);
+      return;
+    }
+    if (lastStatus.get(image.id) === image.status) return;
+    lastStatus.set(image.id, image.status);
+    if (isFinalStatus(image.status)) lastStatus.delete(image.id);
+    const urls = callbackUrls(image.parameters);
+    if (!urls.length) return;
+    const body = opts.present(image);
+    const log = (line: string) => engine.note(image.id, line);
+    const chain = (chains.get(image.id) ?? Promise.resolve())
+      .then(() => Promise.all(urls.map((u) => deliver(u, body, { log }).catch((e: Error) => log(`callback ${redactUrl(u)} failed: ${e.message}`)))))
+      .catch(() => undefined);
+    chains.set(image.id, chain);
+    void chain.then(() => {
+      if (chains.get(image.id) === chain) chains.delete(image.id);
+    });
+  });
 }

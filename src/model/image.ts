@@ -1,17 +1,8 @@
-/** The image records of the warehouse, as the store keeps them and the API shows them. */
+import type { BuildError } from './errors.js';
+import type { ImageKind } from './kinds.js';
+import type { ImageStatus } from './status.js';
 
-export type ImageKind = 'BaseImage' | 'TargetImage' | 'ProviderImage';
-
-export const STATUSES = ['NEW', 'PENDING', 'BUILDING', 'COMPLETE', 'FAILED', 'CANCELLED', 'DELETING', 'DELETED', 'DELETEFAILED'] as const;
-export type ImageStatus = (typeof STATUSES)[number];
-
-/** A typed failure: a stable code for programs and a message for people. */
-export interface BuildError {
-  code: string;
-  message: string;
-  /** Extra facts: command name, exit code, output tail, screenshot path… */
-  details?: Record<string, unknown>;
-}
+/** An image as the catalog keeps it and the API shows it. */
 
 export interface ImageRecord {
   id: string;
@@ -49,8 +40,6 @@ export interface TransitionRecord {
   event: string;
   at: string;
 }
-
-export const FINAL_STATUSES: readonly ImageStatus[] = ['COMPLETE', 'FAILED', 'CANCELLED', 'DELETED', 'DELETEFAILED'];
 
 /** A record as a new image starts: NEW, nothing built, no parent; `fields` fill in the rest. */
 export function newImageRecord(id: string, kind: ImageKind, at: Date, fields: Partial<ImageRecord> = {}): ImageRecord {
