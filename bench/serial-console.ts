@@ -13,7 +13,7 @@ export interface ConsoleSession {
   /** Resolves when `pattern` appears after `from` (default: what was printed before the call is ignored). */
   waitFor(pattern: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
   send(text: string): void;
-  /** Logs in as root and waits for the shell prompt. */
+  /** Logs in as root, waits for the shell prompt and keeps kernel messages off the console. */
   login(password: string, timeoutMs: number): Promise<void>;
   /** Runs a shell command line and resolves with what it printed (between two markers). */
   run(command: string, timeoutMs?: number): Promise<string>;
@@ -90,6 +90,10 @@ export function consoleOf(command: string, args: string[], tag = 'console'): Con
       mark = out.length;
       session.send(`${password}\n`);
       await session.waitFor(/# *$/m, 30_000, mark);
+      // Kernel messages share the console with the shell (a TCG guest under load
+      // prints e.g. "hrtimer: interrupt took …" at any time) and would land in the
+      // middle of a command's output; only emergencies are printed from here on.
+      await session.run('echo 1 > /proc/sys/kernel/printk');
     },
     async run(command, timeoutMs = 30_000) {
       const id = Math.random().toString(36).slice(2, 8);
