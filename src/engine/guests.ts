@@ -30,6 +30,8 @@ export function guestRunner(hypervisor: HypervisorSession, opts: { storagePath: 
         await domain.destroy();
         throw e;
       }
+      const abandonment = new AbortController();
+      let abandonedFor: Error | null = null;
       onStarted?.({
         checkpoint:
           domain.checkpoint && identity
@@ -39,14 +41,21 @@ export function guestRunner(hypervisor: HypervisorSession, opts: { storagePath: 
               }
             : null,
         resume: async () => domain.resume?.(),
+        abandon: (reason) => {
+          abandonedFor ??= reason;
+          abandonment.abort();
+        },
       });
       const result = await watchInstall(domain, {
         stallSeconds: stallSeconds ?? opts.stallSeconds,
         deadline,
-        signal,
+        signal: AbortSignal.any([signal, abandonment.signal]),
         artifactsDir: join(opts.storagePath, 'artifacts', imageId),
         serialLog: spec.serialLog,
         log,
+      }).catch((e: unknown) => {
+        // A cancel of the build stays a cancel; otherwise the guest was given up for a reason of its own.
+        throw abandonedFor && !signal.aborted ? abandonedFor : e;
       });
       log(`guest ${name}: powered off after ${(result.elapsedMs / 1000).toFixed(1)} s`);
     },

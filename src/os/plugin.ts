@@ -89,6 +89,8 @@ export interface RunningGuest {
   checkpoint: ((stateFile: string) => Promise<string>) | null;
   /** Lets the guest run on after a checkpoint. */
   resume(): Promise<void>;
+  /** Destroys the guest now; the run rejects with `reason` instead of waiting for it to power off. */
+  abandon(reason: Error): void;
 }
 
 /** A build step's failure with a stable code: part of the shared vocabulary, re-exported for plugins. */

@@ -99,4 +99,30 @@ describeWithTools(TOOLS, 'qemu guest checkpoints', () => {
     expect((refused as HypervisorError).code).toBe('checkpoint_unusable');
     expect((refused as Error).message).toBe(`the checkpoint was taken on qemu 1.0 kvm machine pc; this guest would run on ${identity}`);
   }, 180_000);
+
+  it('a guest given up while it runs is destroyed at once and its run rejects with the reason given; a cancel of the build stays a cancel', async () => {
+    const { spec, dir } = await guestSpec(guest, `${prefix}ck-${++n}`, { mode: 'stall' });
+    const runner = guestRunner(
+      { open: async () => ({ driver, accel: 'tcg' }) as never, reap: async () => [], close: async () => undefined },
+      { storagePath: dir, stallSeconds: 600 },
+    );
+    const { name: _name, accel: _accel, ...asked } = spec;
+    const imageId = `${prefix.slice('imagefactory-'.length)}abandon`;
+    const reason = new HypervisorError('checkpoint_unusable', 'given up by the test');
+    const started = Date.now();
+    const given = await runner
+      .run(imageId, { ...asked, purpose: 'given-up', onStarted: (g) => setTimeout(() => g.abandon(reason), 1000) }, { signal: new AbortController().signal, deadline: Date.now() + BOOT_TIMEOUT_MS, log: () => undefined })
+      .then(() => null, (e: unknown) => e);
+    expect(given).toBe(reason);
+    // Well before the stall watchdog (600 s) or the deadline.
+    expect(Date.now() - started).toBeLessThan(BOOT_TIMEOUT_MS);
+    expect(leftovers(prefix, 'qemu')).toEqual([]);
+
+    const build = new AbortController();
+    const cancelled = await runner
+      .run(imageId, { ...asked, purpose: 'cancelled', onStarted: (g) => setTimeout(() => (build.abort(), g.abandon(reason)), 1000) }, { signal: build.signal, deadline: Date.now() + BOOT_TIMEOUT_MS, log: () => undefined })
+      .then(() => null, (e: unknown) => e);
+    expect((cancelled as { code?: string }).code).toBe('cancelled');
+    expect(leftovers(prefix, 'qemu')).toEqual([]);
+  }, 180_000);
 });

@@ -5,6 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BootCheckpoints, bootKey, CHECKPOINT_FILES } from '../../src/os/debian/boot-checkpoint.js';
 import { TreeCache, treeKey } from '../../src/os/debian/tree-cache.js';
 import { localRunner } from '../../src/os/media/tools.js';
+import { createDebianPlugin } from '../../src/os/debian/plugin.js';
+import type { GuestSpec, RunningGuest, StepContext } from '../../src/os/plugin.js';
+import type { StepError } from '../../src/model/errors.js';
+import { parseTdlOrThrow } from '../../src/tdl/index.js';
 
 /**
  * The bookkeeping of boot checkpoints with plain files (the guests behind
@@ -115,5 +119,74 @@ describe('boot checkpoints', () => {
     await checkpoints.keep(TREE, KEY, work, meta('qemu 7.2 tcg'), run, () => undefined);
     expect(readdirSync(join(root, 'cache'))).toEqual([]);
     expect(await checkpoints.find(TREE, KEY)).toBeNull();
+  });
+});
+
+/**
+ * The customize step with a checkpoint to resume, its guest runner faked
+ * (orchestration only; the real resume is in test/e2e/boot-checkpoint.test.ts):
+ * a resumed guest that never starts its job is given up after the pickup
+ * window and the build boots afresh, instead of waiting for the stall
+ * watchdog; one that starts it is left alone.
+ */
+describe('a resumed guest that does not start its job', () => {
+  type Call = { restore?: unknown; channelLog: string; abandoned: Error | null };
+
+  async function customize(resumed: (call: Call, guest: RunningGuest) => Promise<void>) {
+    const { root, work } = setup();
+    writeFileSync(join(work, 'boot.json'), JSON.stringify({ treeKey: TREE, key: KEY, resume: meta('qemu 7.2 tcg machine pc') }));
+    const log: string[] = [];
+    const calls: Call[] = [];
+    const ctx = {
+      template: parseTdlOrThrow('<template><name>d</name><os><name>Debian</name><version>12</version><arch>x86_64</arch><install type="url"><url>http://deb.debian.org/debian</url></install><rootpw>pw</rootpw></os><commands><command name="c">true</command></commands></template>'),
+      parameters: {},
+      workdir: work,
+      diskPath: join(root, 'disk.qcow2'),
+      signal: new AbortController().signal,
+      log: (line: string) => log.push(line),
+      progress: () => undefined,
+      run: async () => ({ code: 0, stdout: '', stderr: '' }),
+      runGuest: (spec: GuestSpec) => {
+        const call: Call = { restore: spec.restore, channelLog: spec.channelLog!, abandoned: null };
+        calls.push(call);
+        if (!spec.restore) return Promise.reject(new Error('booted afresh'));
+        return new Promise<void>((resolve, reject) => {
+          const guest: RunningGuest = {
+            checkpoint: null,
+            resume: async () => undefined,
+            abandon: (reason) => {
+              call.abandoned = reason;
+              reject(reason);
+            },
+          };
+          spec.onStarted!(guest);
+          resumed(call, guest).then(resolve, reject);
+        });
+      },
+      report: () => undefined,
+    } as unknown as StepContext;
+    const started = Date.now();
+    const error = await createDebianPlugin({ jobPickupSeconds: 2 }).customize.run(ctx).then(() => null, (e: Error) => e);
+    return { calls, log, error, seconds: (Date.now() - started) / 1000 };
+  }
+
+  it('is given up after the pickup window with checkpoint_unusable, and the build boots afresh', async () => {
+    const { calls, log, error, seconds } = await customize(() => new Promise(() => undefined));
+    expect(calls.map((c) => Boolean(c.restore))).toEqual([true, false]);
+    expect((calls[0]!.abandoned as StepError).code).toBe('checkpoint_unusable');
+    expect(log).toContain('boot checkpoint: not resumed (the resumed guest did not start its job within 2 s); booting instead');
+    expect(error!.message).toBe('booted afresh');
+    expect(seconds).toBeGreaterThanOrEqual(2);
+  });
+
+  it('is left alone once it has started its job', async () => {
+    const { calls, error } = await customize(async (call) => {
+      writeFileSync(call.channelLog, 'IFMARK job-start\n');
+      await new Promise((r) => setTimeout(r, 4000));
+    });
+    expect(calls.map((c) => Boolean(c.restore))).toEqual([true]);
+    expect(calls[0]!.abandoned).toBeNull();
+    // The fake guest powered off without finishing: the channel says so.
+    expect((error as StepError).code).toBe('customize_incomplete');
   });
 });

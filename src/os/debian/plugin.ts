@@ -183,6 +183,8 @@ interface CustomizeOptions {
   job: () => string;
   /** Where to keep a checkpoint of this boot. */
   keep: { checkpoints: BootCheckpoints; treeKey: string; key: string } | null;
+  /** How long a resumed guest may take to start its job before it is given up (checkpoint_unusable). */
+  pickupSeconds: number;
 }
 
 /**
@@ -205,6 +207,7 @@ async function customizeGuest(ctx: StepContext, p: ReturnType<typeof paths>, o: 
   const started = Date.now();
   let bootSeconds: number | null = null;
   let guest: RunningGuest | null = null;
+  let pickup: NodeJS.Timeout | undefined;
   // Set from the channel's callback; never rejects.
   let handedOver = null as Promise<'saved' | null> | null;
   /** Once booted: the checkpoint (guest paused meanwhile), then the job. */
@@ -240,6 +243,7 @@ async function customizeGuest(ctx: StepContext, p: ReturnType<typeof paths>, o: 
     if (line.startsWith(`${MARK}-`)) return; // manifest lines: in the ICICLE, not the log
     ctx.log(`guest: ${line}`);
     const begin = /^IFMARK begin (.*)$/.exec(line);
+    if (line === `${MARK} job-start`) clearTimeout(pickup);
     if (begin) ctx.progress(30, `In the guest: ${begin[1]}`);
     else if (line.startsWith(`${MARK} booted`) && !o.resume && !handedOver) {
       bootSeconds = Math.round((Date.now() - started) / 100) / 10;
@@ -260,10 +264,14 @@ async function customizeGuest(ctx: StepContext, p: ReturnType<typeof paths>, o: 
       ...(o.resume ? { restore: { state: p.state, identity: o.resume.identity } } : {}),
       onStarted: (g) => {
         guest = g;
-        if (o.resume) ctx.progress(20, `Resumed the booted guest in ${((Date.now() - started) / 1000).toFixed(1)} s; running the template in the guest`);
+        if (!o.resume) return;
+        ctx.progress(20, `Resumed the booted guest in ${((Date.now() - started) / 1000).toFixed(1)} s; running the template in the guest`);
+        // A state that loads but whose agent never reads its job would otherwise wait for the stall watchdog.
+        pickup = setTimeout(() => g.abandon(new StepError('checkpoint_unusable', `the resumed guest did not start its job within ${o.pickupSeconds} s`)), o.pickupSeconds * 1000);
       },
     });
   } finally {
+    clearTimeout(pickup);
     await follow.stop();
     // Also when the guest failed: nothing of the hand-over may run on after the step.
     await handedOver;
@@ -325,6 +333,8 @@ export interface DebianPluginOptions {
   treeCache?: TreeCache | null;
   /** Limits of fetching url contents, and the configuration's file_url_dirs; DEFAULT_CONTENT_FETCH otherwise. */
   contentFetch?: ContentFetchOptions;
+  /** How long a guest resumed from a boot checkpoint may take to start its job before the build boots afresh; 60 s by default. */
+  jobPickupSeconds?: number;
 }
 
 export function createDebianPlugin(opts: DebianPluginOptions = {}): OsPlugin {
@@ -347,6 +357,7 @@ function strategyOf(ctx: StepContext): 'bootstrap' | 'installer' {
 
 function createBootstrapStrategy(opts: DebianPluginOptions): OsPlugin {
   const limits = opts.contentFetch ?? DEFAULT_CONTENT_FETCH;
+  const pickupSeconds = opts.jobPickupSeconds ?? 60;
   const checkpoints = opts.treeCache ? new BootCheckpoints(opts.treeCache) : null;
   return {
     prepare: {
@@ -486,12 +497,12 @@ function createBootstrapStrategy(opts: DebianPluginOptions): OsPlugin {
         const keep = plan && checkpoints && jobFits ? { checkpoints, treeKey: plan.treeKey, key: plan.key } : null;
         let run: CustomizeRun;
         try {
-          run = await customizeGuest(ctx, p, { resume, job, keep });
+          run = await customizeGuest(ctx, p, { resume, job, keep, pickupSeconds });
         } catch (e) {
           if (!resume || (e as { code?: string }).code !== 'checkpoint_unusable') throw e;
           ctx.log(`boot checkpoint: not resumed (${(e as Error).message}); booting instead`);
           resume = null;
-          run = await customizeGuest(ctx, p, { resume, job, keep });
+          run = await customizeGuest(ctx, p, { resume, job, keep, pickupSeconds });
         }
         const { outcome, seconds, checkpoint } = run;
         const consoleTail = await readTail(p.console, 2000);
