@@ -40,6 +40,8 @@ const KILL_WAIT_MS = 5000;
 const STDERR_TAIL = 8 * 1024;
 /** The descriptor qemu reads a saved state from (`-incoming fd:3`). */
 const RESTORE_FD = 3;
+/** Bytes per second: as fast as the disk takes it. */
+const MIGRATION_BANDWIDTH = 64 * 2 ** 30;
 const MIGRATION_TIMEOUT_MS = 120_000;
 
 
@@ -224,6 +226,8 @@ class QemuDomain implements Domain {
     const qmp = this.qmp;
     if (!qmp || qmp.isClosed || this.exitStatus) throw new HypervisorError('checkpoint_unusable', `domain ${this.name} is not running; no checkpoint`, { name: this.name });
     await qmp.execute('stop');
+    // Migration is throttled to 128 MiB/s by default, meant for a live guest on a shared network; this one is paused and goes to a local file.
+    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': MIGRATION_BANDWIDTH });
     await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(stateFile)}` });
     const deadline = Date.now() + MIGRATION_TIMEOUT_MS;
     for (;;) {

@@ -219,9 +219,11 @@ async function customizeGuest(ctx: StepContext, p: ReturnType<typeof paths>, o: 
         await rm(p.state, { force: true });
         await rm(p.booted, { force: true });
         try {
+          const pausedAt = Date.now();
           identity = await guest.checkpoint(p.state);
           // The boot's writes as they are now; the guest writes on into work.qcow2 once resumed.
           await copyFile(p.work, p.booted);
+          ctx.log(`boot checkpoint: saved the booted guest in ${((Date.now() - pausedAt) / 1000).toFixed(1)} s`);
         } catch (e) {
           identity = null;
           ctx.log(`boot checkpoint: not taken: ${(e as Error).message}`);
