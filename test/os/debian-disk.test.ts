@@ -124,7 +124,7 @@ describeWithTools([file(join(GRUB_PC, 'normal.mod'), 'grub-pc-bin')], 'preparing
     expect(cfg).toContain('serial --unit=0 --speed=115200');
     expect(cfg).toContain('terminal_output console serial');
     expect(cfg).toContain(`search --no-floppy --fs-uuid --set=root ${ROOT_UUID}`);
-    expect(cfg).toContain(`linux /boot/vmlinuz-6.1.0-18-amd64 root=UUID=${ROOT_UUID} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 quiet`);
+    expect(cfg).toContain(`linux /boot/vmlinuz-6.1.0-18-amd64 root=UUID=${ROOT_UUID} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 no_timer_check quiet`);
     expect(cfg).toContain('initrd /boot/initrd.img-6.1.0-18-amd64');
 
     const wanted = readdirSync(GRUB_PC).filter((f) => f.endsWith('.mod') || f.endsWith('.lst')).sort();
@@ -276,6 +276,6 @@ describeWithTools([...ASSEMBLY_TOOLS, ...TREE_TOOLS], 'a disk assembled from a t
     expect(code, `qemu: ${stderr}\nserial:\n${log.slice(-3000)}`).toBe(0);
     expect(log).toContain(BOOT_MARKER);
     const cmdline = /^CMDLINE: (.*)$/m.exec(log)?.[1]?.trim();
-    expect(cmdline).toBe(`BOOT_IMAGE=/boot/vmlinuz-${version} root=UUID=${ROOT_UUID} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0`);
+    expect(cmdline).toBe(`BOOT_IMAGE=/boot/vmlinuz-${version} root=UUID=${ROOT_UUID} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 no_timer_check`);
   }, 60_000);
 });

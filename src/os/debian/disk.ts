@@ -49,7 +49,7 @@ export async function prepareTreeForBoot(root: string, rootUuid: string, extraCm
     for (const f of await readdir(GRUB_PC_DIR)) {
       if (f.endsWith('.mod') || f.endsWith('.lst')) await tree.writeFile(`/boot/grub/i386-pc/${f}`, await readFile(join(GRUB_PC_DIR, f)));
     }
-    const cmdline = `root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 ${extraCmdline}`.trim();
+    const cmdline = `root=UUID=${rootUuid} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 no_timer_check ${extraCmdline}`.trim();
     await tree.writeFile(
       '/boot/grub/grub.cfg',
       [
