@@ -29,7 +29,7 @@ import type { TreeCache } from './tree-cache.js';
  */
 
 /** Bump when the disk assembly, the guest agent or the customization guest's hardware change: older checkpoints then never match. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** The files of a checkpoint, under these names in the cache and in a build's work directory. */
 export const CHECKPOINT_FILES = { disk: 'disk.raw', booted: 'booted.qcow2', state: 'boot.state' } as const;
