@@ -5,13 +5,21 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../src/version.js';
 
 /** Runs the built `imagefactoryd` as a separate process, as a user would; shared by the daemon tests and the benchmarks. */
-const DAEMON = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'imagefactoryd.js');
+export const DAEMON_BIN = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'imagefactoryd.js');
+
+export interface DaemonExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 export interface Daemon {
   url: string;
   proc: ChildProcess;
-  output: () => string;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Everything written on stdout and stderr. */
+  output(): string;
+  stderr(): string;
+  exited: Promise<DaemonExit>;
+  stop(signal?: NodeJS.Signals): Promise<DaemonExit>;
 }
 
 /**
@@ -46,24 +54,30 @@ export function daemonHome(plugins: string, extra: Record<string, unknown> = {},
 
 /** Starts `imagefactoryd` as a user would, on a free loopback port, and waits until it listens. */
 export function startDaemon(config: string, ...flags: string[]): Promise<Daemon> {
-  const proc = spawn(process.execPath, [DAEMON, '--foreground', '--no_ssl', '--no_oauth', '--address', '127.0.0.1', '--port', '0', '--config', config, ...flags], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return spawnDaemon([], ['--no_ssl', '--no_oauth', '--address', '127.0.0.1', '--config', config, ...flags]);
+}
+
+/** `imagefactoryd --foreground --port 0` with these Node options and daemon flags; resolves with its URL once it listens. */
+export function spawnDaemon(nodeArgs: string[], flags: string[]): Promise<Daemon> {
+  const proc = spawn(process.execPath, [...nodeArgs, DAEMON_BIN, '--foreground', '--port', '0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let err = '';
   proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  proc.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<DaemonExit>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}${err}`)), 20_000);
     const onData = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (https?:\/\/\S+)/.exec(out);
       if (!m) return;
       clearTimeout(timer);
       proc.stdout!.off('data', onData);
       resolve({
         url: m[1]!,
         proc,
-        output: () => out,
+        output: () => out + err,
+        stderr: () => err,
+        exited,
         async stop(signal: NodeJS.Signals = 'SIGTERM') {
           if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
           return exited;
@@ -71,7 +85,9 @@ export function startDaemon(config: string, ...flags: string[]): Promise<Daemon>
       });
     };
     proc.stdout!.on('data', onData);
-    void exited.then((code) => reject(new Error(`daemon exited with ${code}:\n${out}`)));
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code}:\n${out}${err}`));
+    });
   });
 }
-

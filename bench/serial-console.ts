@@ -43,51 +43,25 @@ export function bootConsole(image: string, opts: { format?: 'qcow2' | 'raw'; mem
 export function consoleOf(command: string, args: string[], tag = 'console'): ConsoleSession {
   // Tagged like a build's processes, so a leak check finds it.
   const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, [BUILD_ID_ENV]: tag } });
-  let out = '';
-  const waiters = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    out += d.toString('utf8');
-    for (const w of waiters) w();
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  const watched = watchOutput(proc, 'qemu');
+  const out = () => watched.output();
   let ended = false;
-  void exited.then(() => {
-    ended = true;
-    for (const w of waiters) w();
-  });
+  void watched.ended.then(() => (ended = true));
 
   const session: ConsoleSession = {
     proc,
-    output: () => out,
-    waitFor(pattern, timeoutMs, from = out.length) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(out.slice(from));
-          if (m) return done(() => resolve(m));
-          if (ended) done(() => reject(new Error(`qemu exited before ${pattern} appeared; console tail:\n${out.slice(-1500)}`)));
-        };
-        const timer = setTimeout(() => done(() => reject(new Error(`${pattern} did not appear within ${timeoutMs} ms; console tail:\n${out.slice(-1500)}`))), timeoutMs);
-        const done = (fn: () => void) => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          fn();
-        };
-        waiters.add(check);
-        check();
-      });
-    },
+    output: out,
+    waitFor: (pattern, timeoutMs, from = out().length) => watched.waitFor(pattern, timeoutMs, from),
     send(text) {
       proc.stdin!.write(text);
     },
     async login(password, timeoutMs) {
       const start = 0;
       await session.waitFor(/login: *$/m, timeoutMs, start);
-      let mark = out.length;
+      let mark = out().length;
       session.send('root\n');
       await session.waitFor(/Password: *$/m, 30_000, mark);
-      mark = out.length;
+      mark = out().length;
       session.send(`${password}\n`);
       await session.waitFor(/# *$/m, 30_000, mark);
       // Kernel messages share the console with the shell (a TCG guest under load
@@ -97,7 +71,7 @@ export function consoleOf(command: string, args: string[], tag = 'console'): Con
     },
     async run(command, timeoutMs = 30_000) {
       const id = Math.random().toString(36).slice(2, 8);
-      const mark = out.length;
+      const mark = out().length;
       // The markers are built by the shell, so the echoed command line never matches them.
       session.send(`echo BEGIN-$((6*7))-${id}; ${command}; echo END-$((6*7))-${id}\n`);
       const m = await session.waitFor(new RegExp(`BEGIN-42-${id}\\r?\\n([\\s\\S]*?)END-42-${id}`), timeoutMs, mark);
@@ -105,8 +79,59 @@ export function consoleOf(command: string, args: string[], tag = 'console'): Con
     },
     async close() {
       if (!ended) proc.kill('SIGKILL');
-      await exited;
+      await watched.ended;
     },
   };
   return session;
+}
+
+export interface WatchedOutput {
+  /** Everything stdout and stderr printed so far, interleaved as it came. */
+  output(): string;
+  /** Resolves when `pattern` appears in what was printed from offset `from` on; rejects after `timeoutMs`, or when the process has ended without it. */
+  waitFor(pattern: RegExp, timeoutMs: number, from: number): Promise<RegExpExecArray>;
+  /** Resolves once the process has ended and its output is all read. */
+  ended: Promise<void>;
+}
+
+/** Collects a child process's output and waits for patterns in it (a console, a command run as a terminal would). */
+export function watchOutput(proc: ChildProcess, what: string): WatchedOutput {
+  let out = '';
+  let ended = false;
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const w of waiters) w();
+  };
+  const onData = (d: Buffer) => {
+    out += d.toString('utf8');
+    wake();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const endedPromise = new Promise<void>((resolve) => proc.on('close', () => resolve()));
+  void endedPromise.then(() => {
+    ended = true;
+    wake();
+  });
+  return {
+    output: () => out,
+    ended: endedPromise,
+    waitFor(pattern, timeoutMs, from) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = new RegExp(pattern.source, pattern.flags.replace('g', '')).exec(out.slice(from));
+          if (m) return done(() => resolve(m));
+          if (ended) done(() => reject(new Error(`${what} ended before ${pattern} appeared; output tail:\n${out.slice(-3000)}`)));
+        };
+        const timer = setTimeout(() => done(() => reject(new Error(`${pattern} did not appear within ${timeoutMs} ms; output tail:\n${out.slice(-3000)}`))), timeoutMs);
+        const done = (fn: () => void) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          fn();
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+  };
 }

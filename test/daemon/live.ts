@@ -3,7 +3,7 @@
  * built `imagefactoryd` in its own process, its JSON log lines parsed, and
  * a small HTTPS client that trusts exactly the daemon's certificate.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
@@ -11,10 +11,10 @@ import https from 'node:https';
 import { join } from 'node:path';
 import OAuth from 'oauth-1.0a';
 import { PROJECT_ROOT } from '../../src/version.js';
-import { daemonHome as home } from '../../bench/daemon-process.js';
+import { daemonHome as home, spawnDaemon, type Daemon } from '../../bench/daemon-process.js';
 import { TEST_PLUGINS } from './helpers.js';
 
-export const DAEMON_BIN = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'imagefactoryd.js');
+export { DAEMON_BIN } from '../../bench/daemon-process.js';
 export const CLIENT_BIN = join(PROJECT_ROOT, 'dist', 'src', 'cli', 'imagefactory.js');
 
 export const CONSUMER = { key: 'build-bot', secret: 'pX7-consumer-secret-never-logged' };
@@ -29,15 +29,9 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
-export interface LiveDaemon {
-  url: string;
-  proc: ChildProcess;
-  /** Everything written on stdout and stderr. */
-  output(): string;
+export interface LiveDaemon extends Daemon {
   /** The JSON log lines on stderr. */
   logs(): LogLine[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** Parses JSON log lines out of text (other lines are skipped). */
@@ -60,38 +54,9 @@ export function startLive(config: string, ...flags: string[]): Promise<LiveDaemo
 }
 
 /** The same, with options for Node itself (e.g. `--inspect=127.0.0.1:0` to measure the heap). */
-export function startLiveWithNode(nodeArgs: string[], config: string, ...flags: string[]): Promise<LiveDaemon> {
-  const proc = spawn(process.execPath, [...nodeArgs, DAEMON_BIN, '--foreground', '--port', '0', '--config', config, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}${err}`)), 20_000);
-    const onData = () => {
-      const m = /listening on (https?:\/\/\S+)/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      proc.stdout!.off('data', onData);
-      resolve({
-        url: m[1]!,
-        proc,
-        output: () => out + err,
-        logs: () => parseLogLines(err),
-        exited,
-        async stop(signal: NodeJS.Signals = 'SIGTERM') {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-          return exited;
-        },
-      });
-    };
-    proc.stdout!.on('data', onData);
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      reject(new Error(`daemon exited with ${code}:\n${out}${err}`));
-    });
-  });
+export async function startLiveWithNode(nodeArgs: string[], config: string, ...flags: string[]): Promise<LiveDaemon> {
+  const daemon = await spawnDaemon(nodeArgs, ['--config', config, ...flags]);
+  return { ...daemon, logs: () => parseLogLines(daemon.stderr()) };
 }
 
 export interface Answer {

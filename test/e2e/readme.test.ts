@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleOf } from '../../bench/serial-console.js';
+import { consoleOf, watchOutput } from '../../bench/serial-console.js';
 import { processesOfBuild } from '../../src/engine/reaper.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { strayMmdebstrapTemps } from './faults-helpers.js';
@@ -39,36 +39,12 @@ interface Run {
 /** Runs a shell command line as a terminal would: in its own process group, so Ctrl-C can reach all of it. */
 function shell(line: string): Run {
   const proc = spawn('bash', ['-c', line], { cwd: PROJECT_ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const waiters = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    out += d.toString('utf8');
-    for (const w of waiters) w();
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
-  const code = new Promise<number | null>((resolve) => proc.on('close', (c) => resolve(c)));
+  const watched = watchOutput(proc, 'the command');
   return {
-    code,
-    out: () => out,
+    code: new Promise<number | null>((resolve) => proc.on('close', (c) => resolve(c))),
+    out: () => watched.output(),
     pid: proc.pid!,
-    waitFor(pattern, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => done(() => reject(new Error(`${pattern} did not appear within ${timeoutMs} ms:\n${out.slice(-3000)}`))), timeoutMs);
-        const check = () => {
-          const m = pattern.exec(out);
-          if (m) done(() => resolve(m));
-        };
-        const done = (fn: () => void) => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          fn();
-        };
-        waiters.add(check);
-        void code.then(() => done(() => (pattern.exec(out) ? resolve(pattern.exec(out)!) : reject(new Error(`the command ended before ${pattern}:\n${out.slice(-3000)}`)))));
-        check();
-      });
-    },
+    waitFor: (pattern, timeoutMs) => watched.waitFor(pattern, timeoutMs, 0),
   };
 }
 

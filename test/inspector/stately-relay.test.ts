@@ -173,7 +173,14 @@ describe('imagefactoryd --inspect: the Stately inspector relay', () => {
       other.remove();
       throw e;
     });
-    daemons.push({ ...plain, stop: async () => ((await plain.stop()), other.remove(), 0) });
+    daemons.push({
+      ...plain,
+      stop: async () => {
+        const exit = await plain.stop();
+        other.remove();
+        return exit;
+      },
+    });
     await sleep(200);
     expect(plain.output()).not.toMatch(/inspect/);
   });
